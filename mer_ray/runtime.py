@@ -1,0 +1,62 @@
+"""Process-level settings shared by the driver and Ray workers, and Ray start-up."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from mer_ray.config import RayConfig
+
+log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """A writable cache folder for numba's JIT (librosa) and similar."""
+    base = os.environ.get("MER_RAY_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mer_ray")
+    path = Path(base)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def worker_env() -> dict[str, str]:
+    """Environment every process of a job gets (driver and Ray workers)."""
+    return {
+        "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(cache_dir() / "numba")),
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::UserWarning"),
+    }
+
+
+def configure_process() -> None:
+    """Apply worker_env() to this process; call before librosa / TF are imported."""
+    for key, value in worker_env().items():
+        os.environ.setdefault(key, value)
+
+
+def limit_cv2_threads() -> None:
+    """One OpenCV thread per process: Ray already runs one task per core."""
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def init_ray(cfg: RayConfig) -> None:
+    """Connect to ``cfg.address`` / $RAY_ADDRESS, or start embedded local Ray."""
+    import ray
+
+    configure_process()
+    if ray.is_initialized():
+        return
+    address = cfg.address or os.environ.get("RAY_ADDRESS")
+    runtime_env = {"env_vars": worker_env()}
+    if address:
+        log.info("connecting to Ray at %s", address)
+        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+    else:
+        ray.init(num_cpus=cfg.num_cpus, runtime_env=runtime_env, include_dashboard=False,
+                 log_to_driver=True, configure_logging=False)
+    from ray.data import DataContext
+
+    ctx = DataContext.get_current()
+    ctx.enable_progress_bars = os.environ.get("MER_RAY_PROGRESS", "1") != "0"
