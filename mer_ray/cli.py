@@ -7,6 +7,7 @@ import logging
 import sys
 
 COMMANDS = [
+    "demo",
     "make_sample",
     "preprocess",
 ]

@@ -1,0 +1,181 @@
+"""The preprocess job on Ray Data: inputs -> ClipExtractor actors -> atomic Parquet shards.
+
+Pipeline (streaming; one block = one shard of ``videos_per_shard`` inputs)::
+
+    from_items(inputs not done yet)
+      -> map_batches(ExtractUDF, ActorPoolStrategy, batch_size=videos_per_shard)   # CPU actors
+      -> write_datasink(ClipShardSink)    # clips + frames tables, tmp file + rename, clips last
+
+Resuming: inputs whose path is already in a committed clips shard are skipped.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections import Counter
+from typing import Any, Iterable
+
+import numpy as np
+import pyarrow as pa
+
+from mer_ray.config import PreprocessConfig
+from mer_ray.data.schema import (CLIPS_DIR, CLIPS_SCHEMA, FRAMES_DIR, FRAMES_SCHEMA, SUMMARY_FILE,
+                                 to_table)
+from mer_ray.data.shards import ShardStore, new_shard_id
+from mer_ray.data.sources import InputItem, list_inputs
+from mer_ray.media import errors as st
+from mer_ray.media.extract import ExtractOptions
+
+log = logging.getLogger(__name__)
+
+ITEM_COLUMNS = ["path", "video_id", "corpus", "label", "label_index", "speaker", "actor",
+                "modality", "vocal_channel", "intensity", "statement", "repetition"]
+FRAME_KEYS = ["video_id", "path", "label", "label_index", "speaker", "actor"]
+FRAMES_COLUMN = "_frames"
+_FRAME_STRUCT = pa.list_(pa.struct([("frame_index", pa.int32()), ("timestamp_s", pa.float32()),
+                                    ("face", pa.binary()), ("box", pa.list_(pa.int32()))]))
+UDF_SCHEMA = CLIPS_SCHEMA.append(pa.field(FRAMES_COLUMN, _FRAME_STRUCT))
+
+
+def store_for(out: str) -> ShardStore:
+    """The clips + frames shard store of a preprocess output directory."""
+    return ShardStore(out, {CLIPS_DIR: CLIPS_SCHEMA, FRAMES_DIR: FRAMES_SCHEMA}, primary=CLIPS_DIR)
+
+
+def extract_rows(extractor: Any, items: list[dict]) -> pa.Table:
+    """Run ``extractor`` over input rows -> one UDF row per input (frames nested)."""
+    rows = []
+    for item in items:
+        result = extractor.extract(item["path"])
+        frames = [{"frame_index": f["frame_index"], "timestamp_s": f["timestamp_s"],
+                   "face": np.ascontiguousarray(f["face"], dtype=np.uint8).tobytes(),
+                   "box": [int(v) for v in f["box"]]} for f in result.frames]
+        rows.append({**{k: item.get(k) for k in ITEM_COLUMNS}, **result.clip,
+                     FRAMES_COLUMN: frames})
+    return to_table(rows, UDF_SCHEMA)
+
+
+class ExtractUDF:
+    """Ray Data actor: one ClipExtractor (face detector loaded once) per actor."""
+
+    def __init__(self, opts: ExtractOptions):
+        from mer_ray.media.extract import ClipExtractor
+        from mer_ray.runtime import configure_process, limit_cv2_threads
+
+        configure_process()
+        limit_cv2_threads()
+        self.extractor = ClipExtractor(opts)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return extract_rows(self.extractor, batch.to_pylist())
+
+
+def split_tables(table: pa.Table) -> dict[str, pa.Table]:
+    """A block of UDF rows -> {"clips": ..., "frames": ...} tables with the final schemas."""
+    rows = table.to_pylist()
+    frames = [{**{k: row[k] for k in FRAME_KEYS}, **frame}
+              for row in rows for frame in (row.get(FRAMES_COLUMN) or [])]
+    clips = table.drop_columns([FRAMES_COLUMN]) if FRAMES_COLUMN in table.column_names else table
+    return {CLIPS_DIR: clips.select(CLIPS_SCHEMA.names).cast(CLIPS_SCHEMA),
+            FRAMES_DIR: to_table(frames, FRAMES_SCHEMA)}
+
+
+def _make_sink(out: str):
+    from ray.data import Datasink
+
+    class ClipShardSink(Datasink):
+        """Writes each incoming block as one committed shard (frames first, clips last)."""
+
+        def __init__(self, out: str):
+            self.out = out
+
+        def write(self, blocks: Iterable, ctx) -> list[dict]:
+            store, written = store_for(self.out), []
+            for block in blocks:
+                table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block)
+                if table.num_rows == 0:
+                    continue
+                tables = split_tables(table)
+                store.write_shard(new_shard_id(), tables)
+                counts = Counter(tables[CLIPS_DIR].column("status").to_pylist())
+                written.append({"clips": tables[CLIPS_DIR].num_rows,
+                                "frames": tables[FRAMES_DIR].num_rows, "status": dict(counts)})
+            return written
+
+    return ClipShardSink(out)
+
+
+def dropped_rows(items: list[InputItem]) -> pa.Table:
+    """Clips rows for inputs skipped on purpose (e.g. RAVDESS calm): counted, not processed."""
+    rows = [{**it.to_row(), "status": st.DROPPED, "error": it.drop_reason, "has_audio": False,
+             "audio_truncated": False, "frames_decoded": 0, "keyframes": 0, "faces_found": 0,
+             "no_face_frames": 0} for it in items]
+    return to_table(rows, CLIPS_SCHEMA)
+
+
+def run_preprocess(cfg: PreprocessConfig) -> dict:
+    """Run the whole job; returns the summary (also written to OUT/summary.json)."""
+    import ray
+
+    from mer_ray.runtime import init_ray
+
+    started = time.time()
+    items = list_inputs(cfg.data_dir, cfg.corpus)
+    store = store_for(cfg.out)
+    done = store.done_paths()
+    todo = [it for it in items if it.path not in done]
+    drop = [it for it in todo if it.drop_reason]
+    work = [it for it in todo if not it.drop_reason]
+    log.info("%d inputs: %d already done, %d to process, %d dropped (no project class)",
+             len(items), len(items) - len(todo), len(work), len(drop))
+    if drop:
+        store.write_shard(new_shard_id(), {CLIPS_DIR: dropped_rows(drop),
+                                           FRAMES_DIR: FRAMES_SCHEMA.empty_table()})
+    if work:
+        init_ray(cfg.ray)
+        n_actors = max(1, min(int(ray.available_resources().get("CPU", 1)),
+                              math.ceil(len(work) / cfg.videos_per_shard)))
+        rows = [{k: v for k, v in it.to_row().items()} for it in work]
+        ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / cfg.videos_per_shard))
+        ds = ds.map_batches(ExtractUDF, fn_constructor_args=(ExtractOptions.from_preprocess(cfg),),
+                            batch_size=cfg.videos_per_shard, batch_format="pyarrow",
+                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n_actors),
+                            num_cpus=1)
+        ds.write_datasink(_make_sink(cfg.out), ray_remote_args={"num_cpus": 0.1})
+    summary = summarize(store, cfg, processed=len(work), seconds=time.time() - started)
+    return summary
+
+
+def summarize(store: ShardStore, cfg: PreprocessConfig, processed: int, seconds: float) -> dict:
+    """Counts over everything committed so far, written atomically to OUT/summary.json."""
+    clips = store.read(CLIPS_DIR, columns=["status", "faces_found", "keyframes", "label",
+                                           "t_decode_s", "t_faces_s", "t_audio_s", "t_total_s"])
+    cols = clips.to_pydict()
+    failed = [s for s in cols["status"] if s in st.FAILED_STATUSES]
+    summary = {
+        "out": cfg.out,
+        "inputs": clips.num_rows,
+        "status": dict(sorted(Counter(cols["status"]).items())),
+        "labels": dict(sorted(Counter(l for l in cols["label"] if l).items())),
+        "failed": len(failed),
+        "keyframes": int(sum(v or 0 for v in cols["keyframes"])),
+        "face_crops": int(sum(v or 0 for v in cols["faces_found"])),
+        "this_run": {"processed": processed, "seconds": round(seconds, 2),
+                     "videos_per_s": round(processed / seconds, 3) if seconds > 0 else None},
+        "cpu_seconds": {k: round(float(sum(v or 0 for v in cols[k])), 2)
+                        for k in ("t_decode_s", "t_faces_s", "t_audio_s", "t_total_s")},
+        "config": cfg.to_dict(),
+    }
+    _write_json_atomic(store, SUMMARY_FILE, summary)
+    return summary
+
+
+def _write_json_atomic(store: ShardStore, name: str, payload: dict) -> None:
+    data = json.dumps(payload, indent=2, default=str).encode()
+    store.fs.create_dir(store.root, recursive=True)
+    tmp, final = f"{store.root}/_tmp-{name}", f"{store.root}/{name}"
+    with store.fs.open_output_stream(tmp) as fh:
+        fh.write(data)
+    store.fs.move(tmp, final)

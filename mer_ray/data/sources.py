@@ -1,0 +1,136 @@
+"""List the inputs of a job: a folder (any nesting), a glob, a single file, or a CSV manifest.
+
+Labels come from RAVDESS file names (corpus ``ravdess``), from the manifest's ``label`` column
+(corpus ``manifest``), or are absent (corpus ``folder``). Nothing here opens a media file.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from mer_ray.config import EMOTION_INDEX
+from mer_ray.labels import normalize_label, parse_ravdess_name
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv"})
+AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus"})
+MEDIA_EXTENSIONS = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
+CORPORA = ("auto", "ravdess", "manifest", "folder")
+
+
+@dataclass
+class InputItem:
+    """One input file and what its name or manifest says about it."""
+
+    path: str
+    video_id: str
+    corpus: str
+    label: str | None = None
+    label_index: int | None = None
+    speaker: str | None = None
+    actor: int | None = None
+    modality: str = "unknown"
+    vocal_channel: str | None = None
+    intensity: int | None = None
+    statement: int | None = None
+    repetition: int | None = None
+    drop_reason: str | None = None   # set when the file has no project class (e.g. RAVDESS calm)
+
+    def to_row(self) -> dict:
+        row = asdict(self)
+        row.pop("drop_reason")
+        return row
+
+
+def video_id_for(rel_path: str) -> str:
+    """Stable id of an input: sha1 of its path relative to the input root (posix form)."""
+    return hashlib.sha1(rel_path.replace(os.sep, "/").encode()).hexdigest()[:16]
+
+
+def list_inputs(source: str, corpus: str = "auto") -> list[InputItem]:
+    """All inputs of ``source``, sorted by path; raises FileNotFoundError / ValueError clearly."""
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; expected one of {', '.join(CORPORA)}")
+    if source.lower().endswith(".csv") or corpus == "manifest":
+        return _from_manifest(Path(source))
+    if any(ch in source for ch in "*?["):
+        root = Path(glob.escape(source).split("*")[0]).parent if "*" in source else Path(source).parent
+        paths = sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file())
+        return [_from_name(p, root, corpus) for p in paths]
+    src = Path(source)
+    if src.is_file():
+        return [_from_name(src, src.parent, corpus)]
+    if not src.is_dir():
+        raise FileNotFoundError(f"input not found: {source} (expected a folder, a glob, a file or a .csv manifest)")
+    return [_from_name(p, src, corpus) for p in _walk_media(src)]
+
+
+def _walk_media(root: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / f for f in filenames
+                  if not f.startswith(".") and Path(f).suffix.lower() in MEDIA_EXTENSIONS]
+    return sorted(found)
+
+
+def _modality_from_extension(path: Path) -> str:
+    return "audio-only" if path.suffix.lower() in AUDIO_EXTENSIONS else "unknown"
+
+
+def _from_name(path: Path, root: Path, corpus: str) -> InputItem:
+    rel = os.path.relpath(path, root)
+    item = InputItem(path=str(path.resolve()), video_id=video_id_for(rel), corpus="folder",
+                     modality=_modality_from_extension(path))
+    name = parse_ravdess_name(path) if corpus in ("auto", "ravdess") else None
+    if name is None:
+        if corpus == "ravdess":
+            item.corpus = "ravdess"
+            item.drop_reason = f"not a RAVDESS file name: {path.name}"
+        return item
+    item.corpus = "ravdess"
+    item.actor = name.actor
+    item.speaker = f"{name.actor:02d}"
+    item.modality = name.modality_name
+    item.vocal_channel = "speech" if name.vocal_channel == 1 else "song"
+    item.intensity, item.statement, item.repetition = name.intensity, name.statement, name.repetition
+    if name.emotion is None:
+        item.drop_reason = "calm (RAVDESS emotion 02) has no project class"
+    else:
+        item.label, item.label_index = name.emotion, EMOTION_INDEX[name.emotion]
+    return item
+
+
+def _from_manifest(manifest: Path) -> list[InputItem]:
+    if not manifest.is_file():
+        raise FileNotFoundError(f"manifest not found: {manifest}")
+    with manifest.open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        if not reader.fieldnames or "path" not in reader.fieldnames:
+            raise ValueError(f"{manifest}: a manifest needs a header with a 'path' column "
+                             f"(and optionally 'label', 'speaker'); got {reader.fieldnames}")
+        rows = list(reader)
+    items = [_manifest_item(row, manifest.parent) for row in rows]
+    return sorted(items, key=lambda it: it.path)
+
+
+def _manifest_item(row: dict, base: Path) -> InputItem:
+    raw = row["path"].strip()
+    path = Path(raw) if os.path.isabs(raw) else base / raw
+    item = InputItem(path=str(path.resolve()), video_id=video_id_for(raw), corpus="manifest",
+                     modality=_modality_from_extension(path),
+                     speaker=(row.get("speaker") or "").strip() or None)
+    label = (row.get("label") or "").strip()
+    if label:
+        try:
+            item.label = normalize_label(label)
+        except ValueError as err:
+            item.drop_reason = str(err)
+        if item.label is None and item.drop_reason is None:
+            item.drop_reason = f"label {label!r} has no project class"
+        if item.label is not None:
+            item.label_index = EMOTION_INDEX[item.label]
+    return item

@@ -1,0 +1,174 @@
+"""Everything the pipeline takes from one input file, in one pass, without Ray.
+
+``ClipExtractor.extract(path)`` decodes keyframes (every ``skip``-th frame), crops the largest
+face of each, decodes the audio track and computes its 162-D thesis features (plus augmented
+copies for training). It never raises: a failure becomes ``status`` + ``error`` in the result.
+Both the preprocess job and the score job call it.
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mer_ray.config import SAMPLE_RATE, SKIP_NO, PreprocessConfig
+from mer_ray.media import errors as st
+from mer_ray.media.errors import MediaError
+
+AUDIO_CONTAINERS = frozenset({"wav", "mp3", "flac", "ogg", "aac", "m4a"})
+
+
+@dataclass
+class ExtractOptions:
+    """What to extract and the limits that keep memory bounded."""
+
+    skip: int = SKIP_NO
+    max_keyframes: int = 512
+    max_audio_s: float = 600.0
+    detect_width: int | None = 480
+    audio_aug_copies: int = 2
+    seed: int = 0
+    max_file_mb: float = 4096.0
+    faces: bool = True
+    audio: bool = True
+
+    @classmethod
+    def from_preprocess(cls, cfg: PreprocessConfig) -> "ExtractOptions":
+        return cls(skip=cfg.skip, max_keyframes=cfg.max_keyframes, max_audio_s=cfg.max_audio_s,
+                   detect_width=cfg.detect_width, audio_aug_copies=cfg.audio_aug_copies,
+                   seed=cfg.seed, max_file_mb=cfg.max_file_mb)
+
+
+@dataclass
+class Extraction:
+    """Media part of a clips row, plus one dict per keyframe that had a face."""
+
+    clip: dict
+    frames: list[dict] = field(default_factory=list)
+    keyframe_times: list[tuple[int, float]] = field(default_factory=list)
+
+
+def _empty_clip() -> dict:
+    return {"duration_s": None, "fps": None, "width": None, "height": None, "frames_decoded": 0,
+            "skip_used": None, "keyframes": 0, "faces_found": 0, "no_face_frames": 0,
+            "has_audio": False, "audio_seconds": None, "audio_truncated": False,
+            "audio_features": None, "audio_aug_features": None, "status": st.OK, "error": None,
+            "t_decode_s": 0.0, "t_faces_s": 0.0, "t_audio_s": 0.0, "t_total_s": 0.0}
+
+
+class ClipExtractor:
+    """Build once per worker (loads the face detector); call ``extract`` per file."""
+
+    def __init__(self, opts: ExtractOptions | None = None):
+        from mer_ray.media.faces import FaceDetector
+
+        self.opts = opts or ExtractOptions()
+        self.detector = FaceDetector(detect_width=self.opts.detect_width) if self.opts.faces else None
+
+    def extract(self, path: str) -> Extraction:
+        """All media of one file; failures are reported in ``clip['status']`` / ``['error']``."""
+        from mer_ray.media.video import check_file, container_kind
+
+        start = time.perf_counter()
+        result = Extraction(clip=_empty_clip())
+        clip = result.clip
+        try:
+            check_file(path, self.opts.max_file_mb)
+            kind = container_kind(path)
+            video_err = None if kind in AUDIO_CONTAINERS else self._video(path, result)
+            audio_err = self._audio(path, clip) if self.opts.audio else None
+            clip["status"], clip["error"] = _decide_status(kind, clip, video_err, audio_err,
+                                                           self.opts)
+        except MediaError as err:
+            clip["status"], clip["error"] = err.status, err.reason
+        except Exception as err:  # noqa: BLE001 - one bad file must never kill a job
+            clip["status"], clip["error"] = st.ERROR, f"{type(err).__name__}: {err}"
+        clip["t_total_s"] = time.perf_counter() - start
+        return result
+
+    def _video(self, path: str, result: Extraction) -> MediaError | None:
+        """Keyframes + face crops into ``result``; the error if the video can't be read."""
+        from mer_ray.media.faces import crop_face
+        from mer_ray.media.video import KeyframeReader
+
+        clip, t_faces = result.clip, 0.0
+        t0 = time.perf_counter()
+        try:
+            with KeyframeReader(path, self.opts.skip, self.opts.max_keyframes) as reader:
+                info = reader.info
+                for kf in reader:
+                    result.keyframe_times.append((kf.index, kf.timestamp_s))
+                    if self.detector is None:
+                        continue
+                    t1 = time.perf_counter()
+                    box = self.detector.detect(kf.image)
+                    if box is None:
+                        clip["no_face_frames"] += 1
+                    else:
+                        result.frames.append({"frame_index": kf.index, "timestamp_s": kf.timestamp_s,
+                                              "face": crop_face(kf.image, box), "box": list(box)})
+                    t_faces += time.perf_counter() - t1
+                clip.update(duration_s=info.duration_s, fps=info.fps, width=info.width,
+                            height=info.height, frames_decoded=reader.frames_decoded,
+                            skip_used=reader.skip_used, keyframes=len(result.keyframe_times),
+                            faces_found=len(result.frames))
+                if getattr(reader, "stopped_early", False):
+                    clip["error"] = (f"decoding stopped early: {reader.frames_decoded} of "
+                                     f"~{info.frame_count} frames")
+        except MediaError as err:
+            return err
+        finally:
+            clip["t_decode_s"] = time.perf_counter() - t0 - t_faces
+            clip["t_faces_s"] = t_faces
+        return None
+
+    def _audio(self, path: str, clip: dict) -> MediaError | None:
+        """Decode the track and compute features into ``clip``; the error if it can't."""
+        from mer_ray.media.audio import augmented_features, decode_audio, thesis_features
+
+        t0 = time.perf_counter()
+        try:
+            track = decode_audio(path, SAMPLE_RATE, self.opts.max_audio_s)
+            y = track.samples
+            clip.update(has_audio=True, audio_seconds=len(y) / track.sample_rate,
+                        audio_truncated=bool(track.truncated))
+            clip["audio_features"] = thesis_features(y, track.sample_rate).tolist()
+            if self.opts.audio_aug_copies > 0:
+                seed = zlib.crc32(path.encode()) ^ self.opts.seed
+                aug = augmented_features(y, track.sample_rate, self.opts.audio_aug_copies, seed)
+                clip["audio_aug_features"] = np.asarray(aug).tolist()
+            if clip["duration_s"] is None:
+                clip["duration_s"] = clip["audio_seconds"]
+        except MediaError as err:
+            return err
+        finally:
+            clip["t_audio_s"] = time.perf_counter() - t0
+        return None
+
+
+def _decide_status(kind: str | None, clip: dict, video_err: MediaError | None,
+                   audio_err: MediaError | None, opts: ExtractOptions) -> tuple[str, str | None]:
+    """One status for the file from what each path found."""
+    note = clip["error"]
+    audio_missing = audio_err is not None and audio_err.status == st.NO_AUDIO
+    if video_err is not None:
+        if audio_err is None and clip["has_audio"] and video_err.status == st.NOT_MEDIA:
+            return st.AUDIO_ONLY, None          # an audio container we did not sniff
+        return video_err.status, _join(video_err.reason, audio_err and f"audio: {audio_err.reason}")
+    if audio_err is not None and not audio_missing:
+        return audio_err.status, f"audio: {audio_err.reason}"
+    if kind in AUDIO_CONTAINERS:
+        return st.AUDIO_ONLY, note
+    if opts.faces and clip["faces_found"] == 0:
+        reason = f"no face in any of {clip['keyframes']} keyframes"
+        return st.NO_FACE, _join(reason, audio_missing and "no audio track", note)
+    if audio_missing and opts.audio:
+        return st.NO_AUDIO, _join("no audio track", note)
+    return st.OK, note
+
+
+def _join(*parts: object) -> str | None:
+    text = "; ".join(str(p) for p in parts if p)
+    return text or None

@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import pytest
+
+from mer_ray.data.sources import list_inputs, video_id_for
+
+
+def touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    return path
+
+
+def test_ravdess_tree_any_nesting(tmp_path):
+    touch(tmp_path / "Actor_01" / "01-01-03-01-01-01-01.mp4")
+    touch(tmp_path / "song" / "deep" / "Actor_02" / "01-02-04-02-01-02-02.mp4")
+    touch(tmp_path / "Actor_01" / "01-01-02-01-01-01-01.mp4")   # calm
+    touch(tmp_path / "Actor_01" / "notes.txt")                 # not media: ignored
+    touch(tmp_path / ".hidden" / "01-01-03-01-01-01-03.mp4")   # hidden: ignored
+    items = list_inputs(str(tmp_path))
+    assert len(items) == 3
+    by_name = {Path(it.path).name: it for it in items}
+    happy = by_name["01-01-03-01-01-01-01.mp4"]
+    assert (happy.label, happy.label_index, happy.actor, happy.speaker) == ("happy", 3, 1, "01")
+    song = by_name["01-02-04-02-01-02-02.mp4"]
+    assert song.vocal_channel == "song" and song.label == "sad" and song.intensity == 2
+    calm = by_name["01-01-02-01-01-01-01.mp4"]
+    assert calm.label is None and "calm" in calm.drop_reason
+    assert len({it.video_id for it in items}) == 3
+
+
+def test_plain_folder_is_unlabeled(tmp_path):
+    touch(tmp_path / "a.mp4")
+    touch(tmp_path / "b.wav")
+    items = list_inputs(str(tmp_path))
+    assert [it.corpus for it in items] == ["folder", "folder"]
+    assert all(it.label is None and it.drop_reason is None for it in items)
+    assert items[1].modality == "audio-only"
+
+
+def test_manifest_labels_and_speakers(tmp_path):
+    touch(tmp_path / "clips" / "x.mp4")
+    touch(tmp_path / "clips" / "y.mp4")
+    touch(tmp_path / "clips" / "z.mp4")
+    (tmp_path / "m.csv").write_text("path,label,speaker\nclips/x.mp4,Fearful,spk1\n"
+                                    "clips/y.mp4,calm,spk2\nclips/z.mp4,bored,spk2\n")
+    items = {Path(it.path).name: it for it in list_inputs(str(tmp_path / "m.csv"))}
+    assert items["x.mp4"].label == "fear" and items["x.mp4"].speaker == "spk1"
+    assert items["y.mp4"].label is None and items["y.mp4"].drop_reason
+    assert "unknown emotion" in items["z.mp4"].drop_reason
+    assert all(it.corpus == "manifest" for it in items.values())
+
+
+def test_manifest_without_path_column(tmp_path):
+    (tmp_path / "m.csv").write_text("file,label\na.mp4,happy\n")
+    with pytest.raises(ValueError, match="'path' column"):
+        list_inputs(str(tmp_path / "m.csv"))
+
+
+def test_missing_source():
+    with pytest.raises(FileNotFoundError, match="input not found"):
+        list_inputs("/nonexistent/folder")
+
+
+def test_glob_and_single_file(tmp_path):
+    a = touch(tmp_path / "Actor_03" / "01-01-05-01-01-01-03.mp4")
+    touch(tmp_path / "Actor_03" / "01-01-05-01-01-02-03.mp4")
+    assert len(list_inputs(str(tmp_path / "**" / "*-01-03.mp4"))) == 1
+    (single,) = list_inputs(str(a))
+    assert single.label == "angry" and single.actor == 3
+
+
+def test_video_id_is_stable_and_os_independent():
+    assert video_id_for("Actor_01/a.mp4") == video_id_for("Actor_01/a.mp4")
+    assert video_id_for("Actor_01/a.mp4") != video_id_for("Actor_01/b.mp4")
