@@ -4,8 +4,11 @@ Takes the same arguments as `mer-ray preprocess`; inside a submitted job Ray con
 cluster through $RAY_ADDRESS, which `ray job submit` sets.
 """
 import sys
+from pathlib import Path
 
-from mer_ray.cli import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo, for --working-dir .
+
+from mer_ray.cli import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["preprocess", *sys.argv[1:]]))

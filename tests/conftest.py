@@ -9,6 +9,10 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MER_RAY_PROGRESS", "0")
 
+from mer_ray.runtime import configure_process  # noqa: E402
+
+configure_process()  # numba cache for librosa, quiet TF: same as the jobs
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MER_RAY_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -39,3 +43,40 @@ def ray_local():
     init_ray(RayConfig(num_cpus=2))
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_bundles(tmp_path_factory) -> dict[str, str]:
+    """Untrained model bundles for pipeline tests: visual 'tiny' backbone + thesis audio MLP."""
+    import keras
+
+    from mer_ray.config import EMOTIONS
+    from mer_ray.models.audio_mlp import build_audio_mlp
+    from mer_ray.models.bundle import BundleInfo, save_bundle
+    from mer_ray.models.visual import build_visual_model
+
+    root = tmp_path_factory.mktemp("bundles")
+    keras.utils.set_random_seed(0)
+    save_bundle(str(root / "visual"), build_visual_model("tiny", weights=None),
+                BundleInfo("visual", list(EMOTIONS), "model.keras", "face200", None, "tiny", ""))
+    save_bundle(str(root / "audio"), build_audio_mlp(),
+                BundleInfo("audio", list(EMOTIONS), "model.keras", "thesis", "audio_features", None, ""))
+    return {"visual": str(root / "visual"), "audio": str(root / "audio")}
+
+
+@pytest.fixture(scope="session")
+def mixed_archive(tmp_path_factory) -> dict:
+    """A folder mixing 7 good sample clips, every bad input of make_bad_inputs, and a blank
+    video (no face, no audio). Returns {"root": Path, "good": [Path], "bad": {kind: Path}}."""
+    import numpy as np
+
+    from mer_ray.sample import SampleConfig, make_bad_inputs, make_sample, write_clip
+
+    root = tmp_path_factory.mktemp("archive")
+    cfg = SampleConfig(actors=1, clips_per_emotion=1, seconds=1.0, width=320, height=240)
+    good = make_sample(root / "good", cfg)
+    bad = make_bad_inputs(root / "bad")
+    blank = np.full((cfg.height, cfg.width, 3), 90, np.uint8)
+    bad["blank"] = write_clip(root / "bad" / "blank.mp4", (blank for _ in range(30)), None,
+                              cfg.fps, cfg.audio_rate)
+    return {"root": root, "good": good, "bad": bad}

@@ -10,6 +10,7 @@ Resuming: inputs whose path is already in a committed clips shard are skipped.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -66,7 +67,7 @@ class ExtractUDF:
 
         configure_process()
         limit_cv2_threads()
-        self.extractor = ClipExtractor(opts)
+        self.extractor = ClipExtractor(dataclasses.replace(opts, decode_threads=1))
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return extract_rows(self.extractor, batch.to_pylist())

@@ -17,9 +17,6 @@ from mer_ray.config import SAMPLE_RATE, SKIP_NO, PreprocessConfig
 from mer_ray.media import errors as st
 from mer_ray.media.errors import MediaError
 
-AUDIO_CONTAINERS = frozenset({"wav", "mp3", "flac", "ogg", "aac", "m4a"})
-
-
 @dataclass
 class ExtractOptions:
     """What to extract and the limits that keep memory bounded."""
@@ -33,6 +30,7 @@ class ExtractOptions:
     max_file_mb: float = 4096.0
     faces: bool = True
     audio: bool = True
+    decode_threads: int | None = None   # FFmpeg decoder threads; 1 in Ray workers
 
     @classmethod
     def from_preprocess(cls, cfg: PreprocessConfig) -> "ExtractOptions":
@@ -69,17 +67,17 @@ class ClipExtractor:
 
     def extract(self, path: str) -> Extraction:
         """All media of one file; failures are reported in ``clip['status']`` / ``['error']``."""
-        from mer_ray.media.video import check_file, container_kind
+        from mer_ray.media.video import check_file, has_video_stream
 
         start = time.perf_counter()
         result = Extraction(clip=_empty_clip())
         clip = result.clip
         try:
             check_file(path, self.opts.max_file_mb)
-            kind = container_kind(path)
-            video_err = None if kind in AUDIO_CONTAINERS else self._video(path, result)
+            has_video = has_video_stream(path)
+            video_err = self._video(path, result) if has_video else None
             audio_err = self._audio(path, clip) if self.opts.audio else None
-            clip["status"], clip["error"] = _decide_status(kind, clip, video_err, audio_err,
+            clip["status"], clip["error"] = _decide_status(has_video, clip, video_err, audio_err,
                                                            self.opts)
         except MediaError as err:
             clip["status"], clip["error"] = err.status, err.reason
@@ -96,7 +94,8 @@ class ClipExtractor:
         clip, t_faces = result.clip, 0.0
         t0 = time.perf_counter()
         try:
-            with KeyframeReader(path, self.opts.skip, self.opts.max_keyframes) as reader:
+            with KeyframeReader(path, self.opts.skip, self.opts.max_keyframes,
+                                self.opts.decode_threads) as reader:
                 info = reader.info
                 for kf in reader:
                     result.keyframe_times.append((kf.index, kf.timestamp_s))
@@ -148,19 +147,20 @@ class ClipExtractor:
         return None
 
 
-def _decide_status(kind: str | None, clip: dict, video_err: MediaError | None,
+def _decide_status(has_video: bool, clip: dict, video_err: MediaError | None,
                    audio_err: MediaError | None, opts: ExtractOptions) -> tuple[str, str | None]:
     """One status for the file from what each path found."""
     note = clip["error"]
     audio_missing = audio_err is not None and audio_err.status == st.NO_AUDIO
     if video_err is not None:
-        if audio_err is None and clip["has_audio"] and video_err.status == st.NOT_MEDIA:
-            return st.AUDIO_ONLY, None          # an audio container we did not sniff
-        return video_err.status, _join(video_err.reason, audio_err and f"audio: {audio_err.reason}")
+        if audio_err is None and clip["has_audio"] and video_err.status in (st.NOT_MEDIA, st.AUDIO_ONLY):
+            return st.AUDIO_ONLY, None          # an audio file the sniffer did not recognise
+        audio_note = "the audio track decoded fine" if audio_err is None and clip["has_audio"] else None
+        return video_err.status, _join(video_err.reason, audio_note)
     if audio_err is not None and not audio_missing:
         return audio_err.status, f"audio: {audio_err.reason}"
-    if kind in AUDIO_CONTAINERS:
-        return st.AUDIO_ONLY, note
+    if not has_video:
+        return (st.AUDIO_ONLY, note) if clip["has_audio"] else (st.NOT_MEDIA, "no video or audio stream")
     if opts.faces and clip["faces_found"] == 0:
         reason = f"no face in any of {clip['keyframes']} keyframes"
         return st.NO_FACE, _join(reason, audio_missing and "no audio track", note)
