@@ -25,6 +25,8 @@ def worker_env() -> dict[str, str]:
         "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(cache_dir() / "numba")),
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
         "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::UserWarning"),
+        "OPENCV_LOG_LEVEL": os.environ.get("OPENCV_LOG_LEVEL", "ERROR"),
+        "OPENCV_FFMPEG_LOGLEVEL": os.environ.get("OPENCV_FFMPEG_LOGLEVEL", "-8"),  # quiet: statuses say it
     }
 
 

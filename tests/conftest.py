@@ -80,3 +80,15 @@ def mixed_archive(tmp_path_factory) -> dict:
     bad["blank"] = write_clip(root / "bad" / "blank.mp4", (blank for _ in range(30)), None,
                               cfg.fps, cfg.audio_rate)
     return {"root": root, "good": good, "bad": bad}
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory) -> Path:
+    """14 short generated clips (2 actors x 7 emotions) plus every kind of bad input in bad/."""
+    from mer_ray.sample import SampleConfig, make_bad_inputs, make_sample
+
+    root = tmp_path_factory.mktemp("small_sample")
+    make_sample(root, SampleConfig(actors=2, clips_per_emotion=1, seconds=1.0, width=320, height=240))
+    make_bad_inputs(root / "bad", SampleConfig(actors=1, clips_per_emotion=1, seconds=1.0,
+                                               width=320, height=240))
+    return root

@@ -53,8 +53,10 @@ def extract_rows(extractor: Any, items: list[dict]) -> pa.Table:
         frames = [{"frame_index": f["frame_index"], "timestamp_s": f["timestamp_s"],
                    "face": np.ascontiguousarray(f["face"], dtype=np.uint8).tobytes(),
                    "box": [int(v) for v in f["box"]]} for f in result.frames]
-        rows.append({**{k: item.get(k) for k in ITEM_COLUMNS}, **result.clip,
-                     FRAMES_COLUMN: frames})
+        clip = dict(result.clip)
+        if item.get("modality") == "video-only" and clip["status"] == st.NO_AUDIO:
+            clip["status"], clip["error"] = st.VIDEO_ONLY, None   # RAVDESS 02: no audio expected
+        rows.append({**{k: item.get(k) for k in ITEM_COLUMNS}, **clip, FRAMES_COLUMN: frames})
     return to_table(rows, UDF_SCHEMA)
 
 

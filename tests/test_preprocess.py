@@ -1,0 +1,168 @@
+"""End-to-end preprocess runs on local Ray: rows == inputs, statuses, resume, kill, strict."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from mer_ray.config import EMOTIONS, N_THESIS_FEATURES, PreprocessConfig, RayConfig
+from mer_ray.data.preprocess import run_preprocess, store_for
+from mer_ray.data.schema import FACE_NBYTES
+from mer_ray.data.sources import list_inputs
+
+EXPECTED_BAD = {"01-01-05-01-01-09-24.mp4": "empty_file", "01-01-03-01-01-09-24.mp4": "truncated",
+                "01-01-04-01-01-09-24.mp4": "not_media", "01-01-06-01-01-09-24.mp4": "no_audio",
+                "02-01-01-01-01-09-24.mp4": "video_only", "03-01-07-01-01-09-24.wav": "audio_only",
+                "01-01-08-01-01-09-24.mp4": "no_face", "01-01-02-01-01-09-24.mp4": "dropped"}
+
+
+@pytest.fixture(scope="module")
+def preprocessed(small_sample, ray_local, tmp_path_factory):
+    out = tmp_path_factory.mktemp("pre") / "shards"
+    summary = run_preprocess(PreprocessConfig(data_dir=str(small_sample), out=str(out),
+                                              videos_per_shard=4))
+    return out, summary
+
+
+def read(out: Path, name: str):
+    return pq.read_table(out / name).to_pandas()
+
+
+def test_rows_equal_inputs_with_right_statuses(small_sample, preprocessed):
+    out, summary = preprocessed
+    clips = read(out, "clips")
+    inputs = list_inputs(str(small_sample))
+    assert len(clips) == len(inputs) == summary["inputs"]
+    assert sorted(clips.path) == sorted(it.path for it in inputs)
+    status = {Path(p).name: s for p, s in zip(clips.path, clips.status)}
+    for name, expected in EXPECTED_BAD.items():
+        assert status[name] == expected, (name, clips.set_index("path").error.to_dict())
+    good = clips[~clips.path.str.contains("/bad/")]
+    assert set(good.status) == {"ok"}
+    assert sorted(good.label) == sorted(EMOTIONS * 2)
+    failed = clips[clips.status.isin(["empty_file", "truncated", "not_media"])]
+    assert failed.error.str.len().min() > 10          # every failure says why
+
+
+def test_face_crops_and_keyframes(preprocessed):
+    out, _ = preprocessed
+    clips, frames = read(out, "clips"), read(out, "frames")
+    ok = clips[clips.status == "ok"]
+    # 1.0 s at 30 fps, skip 10 -> keyframes 0, 10, 20
+    assert set(ok.keyframes) == {3} and set(ok.frames_decoded) == {30}
+    assert (ok.faces_found + ok.no_face_frames == ok.keyframes).all()
+    assert len(frames) == clips.faces_found.sum()
+    assert set(frames.face.map(len)) == {FACE_NBYTES}
+    assert set(frames.frame_index) <= {0, 10, 20}
+    assert np.allclose(frames.timestamp_s, frames.frame_index / 30.0, atol=1e-3)
+    per_video = frames.groupby("video_id").size()
+    assert (per_video.reindex(clips.video_id).fillna(0).values == clips.faces_found.values).all()
+    face = np.frombuffer(frames.face.iloc[0], np.uint8).reshape(200, 200, 3)
+    assert face.std() > 5                              # a picture, not a constant block
+
+
+def test_audio_features_and_augmented_copies(preprocessed):
+    out, _ = preprocessed
+    clips = read(out, "clips")
+    with_audio = clips[clips.status.isin(["ok", "no_face", "audio_only"])]
+    assert len(with_audio) == 16
+    for feats, aug in zip(with_audio.audio_features, with_audio.audio_aug_features):
+        assert len(feats) == N_THESIS_FEATURES and np.isfinite(feats).all()
+        assert len(aug) == 2 and all(len(a) == N_THESIS_FEATURES for a in aug)
+    no_audio = clips[clips.status.isin(["no_audio", "video_only"])]
+    assert no_audio.audio_features.isna().all() and not no_audio.has_audio.any()
+
+
+def test_summary_json(preprocessed):
+    out, summary = preprocessed
+    on_disk = json.loads((out / "summary.json").read_text())
+    assert on_disk["inputs"] == summary["inputs"] == 22
+    assert on_disk["status"]["ok"] == 14 and on_disk["status"]["dropped"] == 1
+    assert on_disk["face_crops"] == int(read(out, "frames").shape[0])
+
+
+def test_rerun_resumes_without_duplicates(small_sample, preprocessed, tmp_path):
+    out, _ = preprocessed
+    copy = tmp_path / "shards"
+    shutil.copytree(out, copy)
+    before = read(copy, "clips")
+    summary = run_preprocess(PreprocessConfig(data_dir=str(small_sample), out=str(copy)))
+    assert summary["this_run"]["processed"] == 0
+    after = read(copy, "clips")
+    assert len(after) == len(before) and after.path.is_unique
+    # a new file in the archive: only it is processed
+    extra = tmp_path / "archive"
+    shutil.copytree(small_sample, extra)
+    shutil.copy(extra / "bad" / "03-01-07-01-01-09-24.wav", extra / "bad" / "03-01-07-01-01-10-24.wav")
+    summary = run_preprocess(PreprocessConfig(data_dir=str(extra), out=str(tmp_path / "s2")))
+    summary = run_preprocess(PreprocessConfig(data_dir=str(extra), out=str(tmp_path / "s2")))
+    assert summary["this_run"]["processed"] == 0 and summary["inputs"] == 23
+
+
+def test_strict_fails_on_bad_inputs(small_sample, ray_local, tmp_path):
+    from mer_ray.cli import main
+
+    bad_only = tmp_path / "in"
+    bad_only.mkdir()
+    shutil.copy(small_sample / "bad" / "01-01-05-01-01-09-24.mp4", bad_only)
+    assert main(["preprocess", str(bad_only), "--out", str(tmp_path / "a")]) == 0
+    assert main(["preprocess", str(bad_only), "--out", str(tmp_path / "b"), "--strict"]) == 1
+
+
+def test_killed_run_resumes_to_exact_rows(small_sample, tmp_path):
+    """SIGKILL a CLI run after its first committed shard; the re-run completes without duplicates."""
+    out = tmp_path / "shards"
+    cmd = [sys.executable, "-m", "mer_ray.cli", "preprocess", str(small_sample), "--out", str(out),
+           "--videos-per-shard", "1", "--num-cpus", "1"]
+    env = {**os.environ, "MER_RAY_PROGRESS": "0"}
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        if len(list((out / "clips").glob("part-*.parquet"))) >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = len(pq.read_table(out / "clips"))
+    total = len(list_inputs(str(small_sample)))
+    assert 0 < partial < total
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    clips = read(out, "clips")
+    frames = read(out, "frames")
+    assert len(clips) == total and clips.path.is_unique
+    assert len(frames) == clips.faces_found.sum()
+    assert not Counter(zip(frames.video_id, frames.frame_index)).most_common(1)[0][1] > 1
+    assert not list(out.rglob("_tmp-*"))
+
+
+def test_real_ravdess_clip_and_speech(shared_data, ray_local, tmp_path):
+    data = tmp_path / "real"
+    (data / "Actor_01").mkdir(parents=True)
+    os.symlink(shared_data / "ravdess-video" / "01-01-07-02-02-01-01_1.mp4",
+               data / "01-01-07-02-02-01-01_1.mp4")
+    speech = sorted((shared_data / "ravdess-speech" / "Actor_01").glob("*.wav"))[:12]
+    for wav in speech:
+        os.symlink(wav, data / "Actor_01" / wav.name)
+    summary = run_preprocess(PreprocessConfig(data_dir=str(data), out=str(tmp_path / "out")))
+    clips = store_for(str(tmp_path / "out")).read("clips").to_pandas()
+    assert summary["inputs"] == 13
+    video = clips[clips.path.str.endswith(".mp4")].iloc[0]
+    assert video.status == "ok" and video.label == "disgust" and video.actor == 1
+    assert video.keyframes == 12 and video.faces_found >= 10
+    wavs = clips[clips.path.str.endswith(".wav")]
+    calm = wavs.path.map(lambda p: Path(p).name.split("-")[2] == "02")
+    assert set(wavs[calm].status) == {"dropped"} and set(wavs[~calm].status) == {"audio_only"}
+    assert all(len(f) == N_THESIS_FEATURES for f in wavs[~calm].audio_features)
