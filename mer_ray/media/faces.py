@@ -1,0 +1,104 @@
+"""Face detection (OpenCV Haar cascade) and the 200x200 RGB face crop. No Ray here.
+
+The thesis does not name its detector; the Haar frontal-face cascade shipped with OpenCV is
+the portable default. Detection runs on a grey frame downscaled to ``detect_width`` pixels
+(``None`` = full resolution, the thesis-style baseline). The smallest face searched for is
+``min_face_frac`` of the frame's shorter side in *both* cases, so the two settings look for
+the same faces and find them in the same frames; only the cost differs.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+Box = tuple[int, int, int, int]
+"""x, y, w, h in original-frame pixels."""
+
+CASCADE_FILE = "haarcascade_frontalface_default.xml"
+
+
+def default_cascade_path() -> str:
+    """The frontal-face cascade shipped with opencv-python (cv2.data.haarcascades)."""
+    import cv2
+
+    return os.path.join(cv2.data.haarcascades, CASCADE_FILE)
+
+
+class FaceDetector:
+    """Largest-face detector; create one per process (not thread-safe to share)."""
+
+    def __init__(self, detect_width: int | None = 480, scale_factor: float = 1.1,
+                 min_neighbors: int = 5, min_face_frac: float = 0.1,
+                 cascade_path: str | None = None):
+        import cv2
+
+        if detect_width is not None and detect_width < 32:
+            raise ValueError(f"detect_width must be >= 32 or None, got {detect_width}")
+        if not 0.0 < min_face_frac < 1.0:
+            raise ValueError(f"min_face_frac must be in (0, 1), got {min_face_frac}")
+        path = cascade_path or default_cascade_path()
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Haar cascade file not found: {path} "
+                                    "(is opencv-python(-headless) installed with its data files?)")
+        try:
+            self._cascade = cv2.CascadeClassifier(path)
+        except (cv2.error, SystemError) as exc:
+            raise RuntimeError(f"could not load the Haar cascade from {path}: {exc}") from None
+        if self._cascade.empty():
+            raise RuntimeError(f"could not load the Haar cascade from {path}")
+        self.cascade_path = path
+        self.detect_width = detect_width
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.min_face_frac = min_face_frac
+
+    def detect_all(self, frame_bgr: np.ndarray) -> list[Box]:
+        """Every face found, in original-frame pixels (largest first)."""
+        import cv2
+
+        if frame_bgr is None or frame_bgr.ndim not in (2, 3) or frame_bgr.size == 0:
+            raise ValueError("detect expects a non-empty BGR (H x W x 3) or grey (H x W) image")
+        grey = frame_bgr if frame_bgr.ndim == 2 else cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2GRAY)
+        height, width = grey.shape
+        scale = 1.0
+        if self.detect_width is not None and width > self.detect_width:
+            scale = self.detect_width / width
+            grey = cv2.resize(grey, (self.detect_width, max(1, round(height * scale))),
+                              interpolation=cv2.INTER_AREA)
+        min_side = max(1, int(self.min_face_frac * min(grey.shape)))
+        found = self._cascade.detectMultiScale(grey, scaleFactor=self.scale_factor,
+                                               minNeighbors=self.min_neighbors,
+                                               minSize=(min_side, min_side))
+        boxes = [_to_frame(box, scale, width, height) for box in np.asarray(found).reshape(-1, 4)]
+        return sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)
+
+    def detect(self, frame_bgr: np.ndarray) -> Box | None:
+        """The largest face, or None when there is none."""
+        boxes = self.detect_all(frame_bgr)
+        return boxes[0] if boxes else None
+
+
+def _to_frame(box: np.ndarray, scale: float, width: int, height: int) -> Box:
+    """Map a box from the detection image back to the original frame, clipped to it."""
+    x, y, w, h = (float(v) / scale for v in box)
+    x0, y0 = max(0, round(x)), max(0, round(y))
+    x1, y1 = min(width, round(x + w)), min(height, round(y + h))
+    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+
+
+def crop_face(frame_bgr: np.ndarray, box: Box, size: int = 200) -> np.ndarray:
+    """Crop ``box`` from a BGR frame and resize it to an RGB uint8 ``size x size x 3`` image."""
+    import cv2
+
+    height, width = frame_bgr.shape[:2]
+    x, y, w, h = (int(v) for v in box)
+    x0, y0, x1, y1 = max(0, x), max(0, y), min(width, x + w), min(height, y + h)
+    if x1 <= x0 or y1 <= y0:
+        raise ValueError(f"box {box} lies outside the {width}x{height} frame")
+    face = frame_bgr[y0:y1, x0:x1]
+    interp = cv2.INTER_AREA if (x1 - x0) > size else cv2.INTER_LINEAR
+    face = cv2.resize(face, (size, size), interpolation=interp)
+    if face.ndim == 2:
+        return cv2.cvtColor(face, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(face, cv2.COLOR_BGR2RGB)

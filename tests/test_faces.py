@@ -1,0 +1,115 @@
+"""mer_ray.media.faces: Haar detection (downscaled vs full frame) and the 200x200 crop."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mer_ray.config import EMOTIONS, FACE_SIZE
+from mer_ray.media.faces import FaceDetector, crop_face
+from mer_ray.media.video import read_keyframes
+from mer_ray.sample import ClipSpec, SampleConfig, clip_frames
+
+
+@pytest.fixture(scope="module")
+def detectors() -> dict:
+    return {"fast": FaceDetector(detect_width=480), "full": FaceDetector(detect_width=None)}
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    w = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    h = max(0, min(ay + ah, by + bh) - max(ay, by))
+    return w * h / float(aw * ah + bw * bh - w * h)
+
+
+def _agree(frames_bgr, detectors) -> tuple[int, int, list[float]]:
+    """Face counts with detect_width=480 and None, and the IoU of boxes found by both."""
+    fast = [detectors["fast"].detect(f) for f in frames_bgr]
+    full = [detectors["full"].detect(f) for f in frames_bgr]
+    ious = [_iou(a, b) for a, b in zip(fast, full) if a is not None and b is not None]
+    return sum(b is not None for b in fast), sum(b is not None for b in full), ious
+
+
+def _within_5_percent(a: int, b: int) -> bool:
+    return abs(a - b) <= 0.05 * max(a, b)
+
+
+def test_missing_or_broken_cascade(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.xml"):
+        FaceDetector(cascade_path=str(tmp_path / "nope.xml"))
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<opencv_storage></opencv_storage>")
+    with pytest.raises(RuntimeError, match="broken.xml"):
+        FaceDetector(cascade_path=str(broken))
+
+
+def test_no_face_on_blank_and_shapes(detectors, mixed_archive):
+    blank = np.full((360, 480, 3), 127, np.uint8)
+    assert detectors["fast"].detect(blank) is None
+    _, keyframes = read_keyframes(str(mixed_archive["bad"]["no_face"]), skip=5)
+    assert keyframes and all(detectors["fast"].detect(k.image) is None for k in keyframes)
+
+
+def test_faces_on_most_generated_keyframes(detectors, mixed_archive):
+    total = found = 0
+    for path in mixed_archive["good"]:
+        _, keyframes = read_keyframes(str(path), skip=10)
+        for k in keyframes:
+            box = detectors["fast"].detect(k.image)
+            total += 1
+            if box is not None:
+                found += 1
+                x, y, w, h = box
+                height, width = k.image.shape[:2]
+                assert 0 <= x and 0 <= y and x + w <= width and y + h <= height
+                assert w >= 0.1 * min(height, width)
+    assert total >= 7 and found >= 0.9 * total
+
+
+def test_detect_width_agrees_with_full_frame_on_720p(detectors):
+    cfg = SampleConfig(width=1280, height=720, seconds=0.1)
+    frames = []
+    for actor in (1, 2):
+        for emotion in EMOTIONS:
+            rgb = list(clip_frames(ClipSpec(emotion, actor, 0, 1, 1, 1), cfg))[-1]
+            frames.append(np.ascontiguousarray(rgb[..., ::-1]))
+    n_fast, n_full, ious = _agree(frames, detectors)
+    assert n_full >= 0.9 * len(frames)
+    assert _within_5_percent(n_fast, n_full)
+    assert ious and min(ious) > 0.6
+
+
+@pytest.mark.real_data
+def test_detect_width_agrees_on_the_real_clip(detectors, real_video):
+    _, keyframes = read_keyframes(str(real_video), skip=10)
+    n_fast, n_full, ious = _agree([k.image for k in keyframes], detectors)
+    assert n_full >= 0.9 * len(keyframes)
+    assert _within_5_percent(n_fast, n_full)
+    assert min(ious) > 0.6
+
+
+@pytest.mark.real_data
+def test_boxes_are_mapped_back_to_frame_pixels(detectors, real_video):
+    import cv2
+
+    _, keyframes = read_keyframes(str(real_video), skip=60)
+    frame = keyframes[0].image
+    box = detectors["full"].detect(frame)
+    assert box is not None
+    big = cv2.resize(frame, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+    big_box = detectors["fast"].detect(big)          # detected at 480 px wide, i.e. 0.375x
+    assert big_box is not None
+    assert _iou(big_box, tuple(2 * v for v in box)) > 0.7
+
+
+def test_crop_face_shape_dtype_and_rgb_order():
+    frame = np.zeros((100, 120, 3), np.uint8)
+    frame[20:60, 30:70] = (255, 0, 0)                # BGR blue square
+    crop = crop_face(frame, (30, 20, 40, 40))
+    assert crop.shape == (FACE_SIZE, FACE_SIZE, 3) and crop.dtype == np.uint8
+    assert (crop[..., 2] == 255).all() and (crop[..., :2] == 0).all()   # RGB: blue is last
+    small = crop_face(frame, (100, 80, 50, 50), size=32)                # clipped to the frame
+    assert small.shape == (32, 32, 3) and (small == 0).all()
+    with pytest.raises(ValueError):
+        crop_face(frame, (200, 200, 10, 10))
