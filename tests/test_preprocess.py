@@ -19,6 +19,7 @@ from mer_ray.config import EMOTIONS, N_THESIS_FEATURES, PreprocessConfig, RayCon
 from mer_ray.data.preprocess import run_preprocess, store_for
 from mer_ray.data.schema import FACE_NBYTES
 from mer_ray.data.sources import list_inputs
+from mer_ray.media.audio_rich import N_RICH_FEATURES
 
 EXPECTED_BAD = {"01-01-05-01-01-09-24.mp4": "empty_file", "01-01-03-01-01-09-24.mp4": "truncated",
                 "01-01-04-01-01-09-24.mp4": "not_media", "01-01-06-01-01-09-24.mp4": "no_audio",
@@ -79,6 +80,8 @@ def test_audio_features_and_augmented_copies(preprocessed):
     for feats, aug in zip(with_audio.audio_features, with_audio.audio_aug_features):
         assert len(feats) == N_THESIS_FEATURES and np.isfinite(feats).all()
         assert len(aug) == 2 and all(len(a) == N_THESIS_FEATURES for a in aug)
+    rich = np.stack(with_audio.audio_rich_features.values)
+    assert rich.shape == (16, N_RICH_FEATURES) and np.isfinite(rich).all()
     no_audio = clips[clips.status.isin(["no_audio", "video_only"])]
     assert no_audio.audio_features.isna().all() and not no_audio.has_audio.any()
 

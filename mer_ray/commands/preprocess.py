@@ -32,6 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="face detection runs on a grey frame scaled to this width (0 = full frame)")
     p.add_argument("--aug-copies", type=int, default=2,
                    help="augmented audio feature vectors per clip (Alg. 3.2; 2 triples the data)")
+    p.add_argument("--no-rich-audio", action="store_true",
+                   help="skip the rich-recipe audio vector (thesis features only)")
     p.add_argument("--videos-per-shard", type=int, default=16)
     p.add_argument("--max-file-mb", type=float, default=4096.0, help="larger files get status too_large")
     p.add_argument("--seed", type=int, default=0)
@@ -44,6 +46,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         data_dir=args.data_dir, out=args.out, corpus=args.corpus, skip=args.skip,
         max_keyframes=args.max_keyframes, max_audio_s=args.max_audio_s,
         detect_width=args.detect_width, audio_aug_copies=args.aug_copies, seed=args.seed,
+        rich_audio=not args.no_rich_audio,
         strict=args.strict, max_file_mb=args.max_file_mb, videos_per_shard=args.videos_per_shard,
         ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
 

@@ -30,12 +30,14 @@ class ExtractOptions:
     max_file_mb: float = 4096.0
     faces: bool = True
     audio: bool = True
+    rich_audio: bool = True             # also the rich-recipe vector (mer_ray.media.audio_rich)
     decode_threads: int | None = None   # FFmpeg decoder threads; 1 in Ray workers
 
     @classmethod
     def from_preprocess(cls, cfg: PreprocessConfig) -> "ExtractOptions":
         return cls(skip=cfg.skip, max_keyframes=cfg.max_keyframes, max_audio_s=cfg.max_audio_s,
                    detect_width=cfg.detect_width, audio_aug_copies=cfg.audio_aug_copies,
+                   rich_audio=cfg.rich_audio,
                    seed=cfg.seed, max_file_mb=cfg.max_file_mb)
 
 
@@ -52,7 +54,8 @@ def _empty_clip() -> dict:
     return {"duration_s": None, "fps": None, "width": None, "height": None, "frames_decoded": 0,
             "skip_used": None, "keyframes": 0, "faces_found": 0, "no_face_frames": 0,
             "has_audio": False, "audio_seconds": None, "audio_truncated": False,
-            "audio_features": None, "audio_aug_features": None, "status": st.OK, "error": None,
+            "audio_features": None, "audio_aug_features": None, "audio_rich_features": None,
+            "status": st.OK, "error": None,
             "t_decode_s": 0.0, "t_faces_s": 0.0, "t_audio_s": 0.0, "t_total_s": 0.0}
 
 
@@ -138,6 +141,10 @@ class ClipExtractor:
                 seed = zlib.crc32(path.encode()) ^ self.opts.seed
                 aug = augmented_features(y, track.sample_rate, self.opts.audio_aug_copies, seed)
                 clip["audio_aug_features"] = np.asarray(aug).tolist()
+            if self.opts.rich_audio:
+                from mer_ray.media.audio_rich import rich_features
+
+                clip["audio_rich_features"] = rich_features(y, track.sample_rate).tolist()
             if clip["duration_s"] is None:
                 clip["duration_s"] = clip["audio_seconds"]
         except MediaError as err:
