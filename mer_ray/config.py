@@ -72,8 +72,135 @@ class PreprocessConfig(ConfigMixin):
     max_audio_s: float = 600.0        # audio beyond this is not decoded (bounded memory)
     detect_width: int = 480           # Haar runs on a grey frame downscaled to this width
     audio_aug_copies: int = AUDIO_AUG_COPIES
+    rich_audio: bool = True           # also store the rich-recipe audio vector (issue 7)
     seed: int = 0
     strict: bool = False              # any failed input fails the job
     max_file_mb: float = 4096.0       # larger files get status too_large, not decoded
     videos_per_shard: int = 16        # clips per Parquet shard (and per resume unit)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+# --- Score job (issue 5) ------------------------------------------------------------------
+@dataclass
+class ScoreConfig(ConfigMixin):
+    """`mer-ray score`: archive -> keyframe faces + audio features -> both models -> Alg. 3.9
+    fusion -> one Parquet row per input. Resumable: re-runs score only what is missing."""
+
+    source: str                       # folder, glob or CSV manifest
+    out: str
+    visual: str | None = None         # visual model run directory (bundle); None -> no visual path
+    audio: str | None = None          # audio model run directory (bundle); None -> no audio path
+    corpus: str = "auto"
+    w_visual: float = 0.5             # Alg. 3.9 image_path_weight
+    w_audio: float = 0.5              # Alg. 3.9 audio_path_weight
+    timeline: bool = False            # also write one row per keyframe
+    gpus_per_worker: float = 0.0      # GPUs per visual model actor (0 = CPU)
+    audio_gpus: float = 0.0           # GPUs per audio actor (the 100k-parameter MLP is fine on CPU)
+    visual_workers: int = 1           # visual model actors (one model load each)
+    audio_workers: int = 1            # audio model actors
+    model_cpus: float | None = None   # CPUs reserved per model actor; None -> 0.5 (CPU) / 1 (GPU)
+    extract_workers: int | None = None  # extraction actors; None -> the CPUs the models leave
+    visual_batch_videos: int = 8      # videos per visual actor call (Ray Data batch_size)
+    audio_batch_videos: int = 64      # videos per audio actor call (Ray Data batch_size)
+    videos_per_shard: int = 64        # output rows per Parquet shard (and per resume unit)
+    skip: int = SKIP_NO
+    max_keyframes: int = 512
+    max_audio_s: float = 600.0
+    detect_width: int = 480
+    max_file_mb: float = 4096.0
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+@dataclass
+class EvaluateConfig(ConfigMixin):
+    """`mer-ray evaluate`: metrics.json + report.html + confusion PNGs from a score output."""
+
+    scores: str
+    out: str | None = None            # None -> <scores>/report
+    labels: str = "auto"              # auto (labels in the rows) | ravdess | a manifest .csv
+
+
+@dataclass
+class TuneFusionConfig(ConfigMixin):
+    """`mer-ray tune-fusion`: pick w_visual on a grid with labelled validation rows."""
+
+    scores: str
+    out: str | None = None            # None -> <scores>/fusion_weights.json
+    labels: str = "auto"
+    step: float = 0.05                # grid step for w_visual in [0, 1]; w_audio = 1 - w_visual
+    speakers: tuple[str, ...] | None = None  # validation speakers only (None -> all rows)
+
+
+@dataclass
+class AnnotateConfig(ConfigMixin):
+    """`mer-ray annotate`: one video -> the same video with face boxes and emotions drawn on it."""
+
+    video: str
+    out: str
+    visual: str | None = None
+    audio: str | None = None
+    w_visual: float = 0.5
+    w_audio: float = 0.5
+    skip: int = SKIP_NO
+    max_keyframes: int = 512
+    detect_width: int = 480
+
+
+# --- Train jobs (issue 4) --------------------------------------------------------------
+@dataclass
+class TrainCommon(ConfigMixin):
+    """Settings shared by both train jobs (Ray Train, protocol, run directory)."""
+
+    shards: str = ""                  # a preprocess (or ingest-images) output directory
+    out: str = ""                     # the run directory
+    protocol: str = "actor5fold"      # actor5fold | loso | thesis
+    fold: str | None = "0"            # actor5fold: 0..4; loso: actor number / speaker id
+    val: str = "group"                # validation: group | rows | none (see data/splits.py)
+    epochs: int = 50
+    batch_size: int = 16              # global batch (split over workers)
+    lr: float = 1e-3                  # Adam
+    workers: int = 1
+    gpu: bool = False
+    cpus_per_worker: float | None = None   # None: leave one CPU for Ray Data where possible
+    max_failures: int = 2             # Ray Train restarts from the last checkpoint
+    checkpoint_every: int = 1         # epochs between checkpoints (and progress reports)
+    keep_checkpoints: bool = False    # keep the last checkpoint after success
+    storage: str | None = None        # Ray Train storage (default OUT/_ray); shared path on a cluster
+    seed: int = 0
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+@dataclass
+class TrainVisualConfig(TrainCommon):
+    """`mer-ray train-visual`: backbone + thesis head on face crops (thesis §3.4, Fig. 3.2)."""
+
+    backbone: str = "efficientnetb0"  # efficientnetb0 | mobilenetv2 | resnet50 | tiny (tests)
+    case: str = "frozen"              # frozen: head only; unfrozen: everything
+    init: str = "imagenet"            # imagenet | none | PATH.keras (e.g. the AffectNet stage)
+    weights_file: str | None = None   # ImageNet .h5 instead of the keras cache
+    augment: bool = True              # Alg. 3.1 on the training stream
+
+
+@dataclass
+class TrainAudioConfig(TrainCommon):
+    """`mer-ray train-audio`: Table 4.4 MLP on the 162-D features (thesis §3.5)."""
+
+    epochs: int = 800
+    batch_size: int = 32
+    checkpoint_every: int = 10        # epochs between checkpoints (an epoch takes milliseconds)
+    feature_column: str = "audio_features"
+    use_augmented: bool = True        # training rows get their augmented copies (Alg. 3.2)
+
+
+@dataclass
+class IngestImagesConfig(ConfigMixin):
+    """`mer-ray ingest-images`: a face-image corpus (AffectNet) -> balanced FRAMES Parquet."""
+
+    data_dir: str
+    out: str
+    layout: str = "auto"              # auto | folders | csv
+    csv: str | None = None            # AffectNet-style CSV (path,label[,speaker]); auto-detected
+    balance: bool = True              # down-sample every class to the smallest (seeded)
+    seed: int = 0
+    images_per_shard: int = 512
     ray: RayConfig = field(default_factory=RayConfig)

@@ -1,0 +1,40 @@
+"""`mer-ray ingest-images DIR --out SHARDS`: a face-image corpus (AffectNet) -> FRAMES Parquet."""
+from __future__ import annotations
+
+import argparse
+
+NAME = "ingest-images"
+HELP = ("face images in class folders or an AffectNet-style CSV -> 7 balanced classes, "
+        "200x200 RGB, FRAMES Parquet (for train-visual)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from mer_ray.commands.preprocess import add_ray_arguments
+
+    p.add_argument("data_dir", help="folder of class folders (anger/, happy/, ...), or a CSV")
+    p.add_argument("--out", required=True, help="output folder (frames/*.parquet, summary.json)")
+    p.add_argument("--layout", default="auto", choices=["auto", "folders", "csv"],
+                   help="auto: a CSV if DATA is one or holds exactly one, else class folders")
+    p.add_argument("--csv", default=None, help="CSV with path,label[,speaker] (or AffectNet's)")
+    p.add_argument("--no-balance", action="store_true",
+                   help="keep every image (default: down-sample to the smallest class)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--images-per-shard", type=int, default=512)
+    add_ray_arguments(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mer_ray.config import IngestImagesConfig, RayConfig
+    from mer_ray.data.ingest_images import run_ingest_images
+
+    cfg = IngestImagesConfig(data_dir=args.data_dir, out=args.out, layout=args.layout,
+                             csv=args.csv, balance=not args.no_balance, seed=args.seed,
+                             images_per_shard=args.images_per_shard,
+                             ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
+    s = run_ingest_images(cfg)
+    per_class = ", ".join(f"{k} {v}" for k, v in s["written_per_class"].items())
+    dropped = ", ".join(f"{k} {v}" for k, v in s["dropped"].items()) or "none"
+    print(f"{s['listed']} images listed ({s['layout']}); dropped: {dropped}\n"
+          f"written {s['written']} ({per_class}); unreadable {s['unreadable']}\n"
+          f"output: {args.out}/frames (summary.json beside it)")
+    return 0

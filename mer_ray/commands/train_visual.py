@@ -1,0 +1,46 @@
+"""`mer-ray train-visual SHARDS --out RUN`: backbone + thesis head on face crops (Ray Train)."""
+from __future__ import annotations
+
+import argparse
+
+NAME = "train-visual"
+HELP = "train the visual model (EfficientNetB0 / MobileNetV2 / ResNet50 + thesis head) on Ray Train"
+BACKBONE_CHOICES = ("efficientnetb0", "mobilenetv2", "resnet50", "tiny")   # == models.visual.BACKBONES
+CASE_CHOICES = ("frozen", "unfrozen")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from mer_ray.train.options import add_common_arguments
+
+    add_common_arguments(p, epochs=50, batch_size=16, checkpoint_every=1)
+    p.add_argument("--backbone", default="efficientnetb0", choices=BACKBONE_CHOICES,
+                   help="keras.applications backbone ('tiny' is a small test/smoke-run network)")
+    p.add_argument("--case", default="frozen", choices=CASE_CHOICES,
+                   help="frozen: train the head only; unfrozen: train everything")
+    p.add_argument("--init", default="imagenet",
+                   help="imagenet (weights from the keras cache or --weights-file), none, or "
+                        "PATH.keras / a run directory (e.g. the AffectNet stage)")
+    p.add_argument("--weights-file", default=None, help="ImageNet .h5 weights (no download)")
+    p.add_argument("--no-augment", action="store_true", help="disable Alg. 3.1 augmentation")
+
+
+def config_from_args(args: argparse.Namespace):
+    from mer_ray.config import TrainVisualConfig
+    from mer_ray.train.options import common_kwargs
+
+    return TrainVisualConfig(**common_kwargs(args), backbone=args.backbone, case=args.case,
+                             init=args.init, weights_file=args.weights_file,
+                             augment=not args.no_augment)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mer_ray.models.visual import imagenet_weights_path
+    from mer_ray.train.options import format_summary
+    from mer_ray.train.runner import train
+
+    cfg = config_from_args(args)
+    if cfg.init == "imagenet":
+        imagenet_weights_path(cfg.backbone, cfg.weights_file)  # fail fast, before Ray starts
+    outcome = train(cfg, progress=True)
+    print(format_summary(outcome))
+    return 0

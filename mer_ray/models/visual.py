@@ -1,0 +1,196 @@
+"""Visual model (thesis Fig. 3.2): ImageNet backbone + the thesis head, preprocessing inside.
+
+The model takes 0..255 RGB images (any float or uint8 dtype) of FACE_SIZE x FACE_SIZE x 3 and
+applies its backbone's own ``preprocess_input`` as the first layer, so inference cannot forget it.
+No Ray here.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from mer_ray.config import FACE_SIZE, NUM_CLASSES
+
+CASES = ("frozen", "unfrozen")
+BACKBONE_LAYER = "backbone"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one keras.applications backbone and where its weights live."""
+
+    name: str
+    preprocess: str            # ImagePreprocess mode: "none" | "tf" | "caffe" | "unit"
+    weights_file: str | None   # the file name keras would download (notop), None: no ImageNet
+
+
+BACKBONES: dict[str, BackboneSpec] = {
+    # EfficientNet rescales/normalises inside the keras.applications model itself.
+    "efficientnetb0": BackboneSpec("efficientnetb0", "none", "efficientnetb0_notop.h5"),
+    # MobileNetV2 has no weights for 200 px; keras falls back to the 224 px file (same kernels).
+    "mobilenetv2": BackboneSpec(
+        "mobilenetv2", "tf", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
+    "resnet50": BackboneSpec("resnet50", "caffe",
+                             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
+    # A tiny conv stack for tests and smoke runs on 2 CPU cores; not a thesis model.
+    "tiny": BackboneSpec("tiny", "unit", None),
+}
+
+
+@keras.saving.register_keras_serializable(package="mer_ray")
+class ImagePreprocess(layers.Layer):
+    """A backbone's ``preprocess_input`` as a serialisable layer (input: 0..255 RGB).
+
+    Modes: ``none`` (identity, EfficientNet), ``tf`` (x/127.5 - 1, MobileNetV2),
+    ``caffe`` (RGB->BGR minus ImageNet means, ResNet50), ``unit`` (x/255).
+    """
+
+    MEANS_BGR = (103.939, 116.779, 123.68)
+
+    def __init__(self, mode: str = "none", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("none", "tf", "caffe", "unit"):
+            raise ValueError(f"unknown preprocess mode {mode!r}")
+        self.mode = mode
+
+    def call(self, x):
+        x = keras.ops.cast(x, "float32")
+        if self.mode == "tf":
+            return x / 127.5 - 1.0
+        if self.mode == "caffe":
+            x = keras.ops.flip(x, axis=-1)
+            return x - keras.ops.convert_to_tensor(self.MEANS_BGR, dtype="float32")
+        if self.mode == "unit":
+            return x / 255.0
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def keras_home() -> Path:
+    """$KERAS_HOME or ~/.keras (where keras caches downloaded weights)."""
+    return Path(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"))
+
+
+def imagenet_weights_path(backbone: str, weights_file: str | None = None) -> str:
+    """The local ImageNet weights file for ``backbone``; never downloads.
+
+    ``weights_file`` wins when given. Raises FileNotFoundError naming the expected file.
+    """
+    spec = _spec(backbone)
+    if spec.weights_file is None:
+        raise ValueError(f"backbone {backbone!r} has no ImageNet weights")
+    if weights_file:
+        if not os.path.isfile(weights_file):
+            raise FileNotFoundError(f"--weights-file {weights_file} does not exist")
+        return weights_file
+    path = keras_home() / "models" / spec.weights_file
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"ImageNet weights for {backbone} not found: expected {path} (keras cache, "
+            f"$KERAS_HOME/models/{spec.weights_file}). This machine has no network: copy the file "
+            f"there, pass --weights-file PATH, or use --init none.")
+    return str(path)
+
+
+def build_backbone(backbone: str, weights: str | None = None) -> keras.Model:
+    """A headless backbone for 200x200x3 inputs; ``weights`` is None or a local .h5 path."""
+    shape = (FACE_SIZE, FACE_SIZE, 3)
+    if backbone == "efficientnetb0":
+        model = keras.applications.EfficientNetB0(include_top=False, weights=weights,
+                                                  input_shape=shape)
+    elif backbone == "mobilenetv2":
+        model = keras.applications.MobileNetV2(include_top=False, weights=weights,
+                                               input_shape=shape)
+    elif backbone == "resnet50":
+        model = keras.applications.ResNet50(include_top=False, weights=weights, input_shape=shape)
+    elif backbone == "tiny":
+        model = _tiny_backbone(shape)
+    else:
+        _spec(backbone)
+        raise AssertionError(backbone)
+    model.name = BACKBONE_LAYER
+    return model
+
+
+def _tiny_backbone(shape: tuple[int, int, int]) -> keras.Model:
+    inputs = keras.Input(shape)
+    x = layers.AveragePooling2D(4)(inputs)
+    x = layers.Conv2D(8, 3, strides=2, activation="relu")(x)
+    x = layers.Conv2D(16, 3, strides=2, activation="relu")(x)
+    return keras.Model(inputs, x)
+
+
+def build_visual_model(backbone: str = "efficientnetb0", case: str = "frozen",
+                       weights: str | None = None, dropout: float = 0.2) -> keras.Model:
+    """Backbone + GAP -> Dropout -> Dense 2048 relu -> Dropout -> Dense 1024 relu -> Dropout
+    -> Dense 7 softmax (thesis Fig. 3.2); ``case`` frozen trains the head only."""
+    spec = _spec(backbone)
+    inputs = keras.Input((FACE_SIZE, FACE_SIZE, 3), name="image")
+    x = ImagePreprocess(spec.preprocess, name="preprocess")(inputs)
+    base = build_backbone(backbone, weights)
+    x = base(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dropout(dropout, name="dropout_1")(x)
+    x = layers.Dense(2048, activation="relu", name="dense_2048")(x)
+    x = layers.Dropout(dropout, name="dropout_2")(x)
+    x = layers.Dense(1024, activation="relu", name="dense_1024")(x)
+    x = layers.Dropout(dropout, name="dropout_3")(x)
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", name="emotion")(x)
+    model = keras.Model(inputs, outputs, name=f"visual_{backbone}")
+    set_case(model, case)
+    return model
+
+
+def set_case(model: keras.Model, case: str) -> keras.Model:
+    """Freeze (``frozen``) or unfreeze (``unfrozen``) the backbone of a visual model."""
+    if case not in CASES:
+        raise ValueError(f"unknown case {case!r}; expected one of {', '.join(CASES)}")
+    model.get_layer(BACKBONE_LAYER).trainable = case == "unfrozen"
+    return model
+
+
+def backbone_of(model: keras.Model) -> str:
+    """The backbone name a model was built with (from its name ``visual_<backbone>``)."""
+    name = model.name.removeprefix("visual_")
+    _spec(name)
+    return name
+
+
+def init_visual_model(backbone: str, case: str, init: str = "imagenet",
+                      weights_file: str | None = None) -> keras.Model:
+    """Build per ``--init``: ``imagenet`` (local weights), ``none`` (random), or a ``.keras``
+    path from an earlier run (e.g. the AffectNet stage), re-frozen per ``case``."""
+    if init == "none":
+        return build_visual_model(backbone, case, weights=None)
+    if init == "imagenet":
+        return build_visual_model(backbone, case, weights=imagenet_weights_path(backbone,
+                                                                                weights_file))
+    path = _model_path(init)
+    model = keras.saving.load_model(path, compile=False)
+    if backbone_of(model) != backbone:
+        raise ValueError(f"{path} holds a {backbone_of(model)} model, not {backbone}")
+    return set_case(model, case)
+
+
+def _model_path(init: str) -> str:
+    path = Path(init)
+    if path.is_dir():
+        path = path / "model.keras"
+    if path.suffix != ".keras" or not path.is_file():
+        raise FileNotFoundError(
+            f"--init {init!r}: expected imagenet, none, or an existing .keras file / run dir")
+    return str(path)
+
+
+def _spec(backbone: str) -> BackboneSpec:
+    try:
+        return BACKBONES[backbone]
+    except KeyError:
+        raise ValueError(f"unknown backbone {backbone!r}; expected one of "
+                         f"{', '.join(BACKBONES)}") from None

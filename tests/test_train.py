@@ -1,0 +1,124 @@
+"""Ray Train jobs end to end on a tiny separable synthetic shard set (local Ray, CPU)."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from mer_ray.config import EMOTIONS, RayConfig, TrainAudioConfig
+from mer_ray.data.splits import TEST
+from mer_ray.train.synthetic import write_synthetic_shards
+
+# before the session's Ray starts: report/checkpoint every epoch without Ray Train's 2 s poll
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
+
+RUN_FILES = {"model.keras", "bundle.json", "labels.json", "config.json", "history.csv",
+             "metrics.json", "confusion.png", "curves.png"}
+
+
+@pytest.fixture(scope="session")
+def synthetic_shards(tmp_path_factory):
+    return write_synthetic_shards(tmp_path_factory.mktemp("synthetic"), clips_per_class=2,
+                                  frames_per_clip=3)
+
+
+@pytest.fixture(scope="session")
+def audio_run(synthetic_shards, ray_local, tmp_path_factory):
+    """1 worker, actor5fold fold 0."""
+    from mer_ray.train.runner import train
+
+    tmp = tmp_path_factory.mktemp("audio")
+    cfg = TrainAudioConfig(shards=str(synthetic_shards), out=str(tmp / "run"), epochs=4,
+                           workers=1, checkpoint_every=2, ray=RayConfig(num_cpus=2))
+    return train(cfg), tmp
+
+
+@pytest.fixture(scope="session")
+def visual_cli_run(synthetic_shards, ray_local, tmp_path_factory):
+    """The CLI with 2 workers, thesis protocol; rank 1 crashes once at epoch 2 and Ray Train
+    restarts the group from the last checkpoint (--max-failures 1)."""
+    from mer_ray.cli import main
+
+    tmp = tmp_path_factory.mktemp("visual")
+    out = tmp / "run"
+    marker = tmp / "failed-once"
+    os.environ["MER_RAY_TEST_FAIL_ONCE_AT_EPOCH"] = "2"
+    os.environ["MER_RAY_TEST_FAIL_MARKER"] = str(marker)
+    try:
+        rc = main(["train-visual", str(synthetic_shards), "--backbone", "tiny", "--case",
+                   "unfrozen", "--init", "none", "--protocol", "thesis", "--epochs", "4",
+                   "--batch-size", "8", "--lr", "0.003", "--workers", "2", "--max-failures",
+                   "1", "--out", str(out)])
+    finally:
+        del os.environ["MER_RAY_TEST_FAIL_ONCE_AT_EPOCH"], os.environ["MER_RAY_TEST_FAIL_MARKER"]
+    return rc, out, marker
+
+
+def test_visual_run_resumes_from_the_checkpoint_after_a_worker_crash(visual_cli_run):
+    from mer_ray.train.rundir import read_history_csv
+
+    rc, out, marker = visual_cli_run
+    assert rc == 0 and marker.exists()                  # the crash did happen
+    rows = read_history_csv(out / "history.csv")
+    assert [r["epoch"] for r in rows] == list(range(4))  # every epoch once, none redone
+    assert [r["attempt"] for r in rows] == [0, 0, 1, 1]  # restarted at epoch 2, not 0
+    assert json.loads((out / "metrics.json").read_text())["resumed"] is True
+
+
+def test_audio_run_learns_and_writes_the_run_directory(audio_run):
+    from mer_ray.train.rundir import read_history_csv
+
+    outcome, _ = audio_run
+    run = outcome.run_dir
+    assert RUN_FILES <= {p.name for p in __import__("pathlib").Path(run).iterdir()}
+    rows = read_history_csv(f"{run}/history.csv")
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    m = json.loads(open(f"{run}/metrics.json").read())
+    assert m["protocol"] == "actor5fold" and m["fold"] == "0" and m["leaky"] is False
+    assert m["accuracy"] > m["chance_level"] + 0.2
+    assert m["n"] == m["counts"]["test"]["rows"] and m["classes"] == list(EMOTIONS)
+    assert set(m["counts"]["test"]["groups"]) == {"actor:2"}          # ACTOR_FOLDS[0] ∩ actors
+    assert not set(m["counts"]["train"]["groups"]) & set(m["counts"]["test"]["groups"])
+    # augmented copies were used for training rows only
+    assert m["counts"]["train"]["rows_with_augmented"] == 3 * m["counts"]["train"]["rows"]
+    assert json.loads(open(f"{run}/labels.json").read())["classes"] == list(EMOTIONS)
+
+
+def test_saved_audio_model_reloads_and_reproduces_the_reported_metrics(audio_run):
+    from mer_ray.models.bundle import AudioPredictor
+    from mer_ray.report.metrics import classification_metrics
+    from mer_ray.train.data import iter_split_local
+
+    outcome, _ = audio_run
+    pred = AudioPredictor(outcome.run_dir)
+    assert pred.info.kind == "audio" and pred.info.feature_column == "audio_features"
+    from mer_ray.train.data import plan_data
+    from mer_ray.train.runner import resolve_plan
+
+    cfg = TrainAudioConfig(shards=json.loads(open(f"{outcome.run_dir}/config.json").read())["shards"])
+    plan, data = plan_data(cfg.shards, "audio", resolve_plan(cfg))
+    batches = list(iter_split_local(data, plan, TEST))
+    x = np.concatenate([b["x"] for b in batches])
+    y = np.concatenate([b["y"] for b in batches])
+    p1, p2 = pred.predict(x), AudioPredictor(outcome.run_dir).predict(x)
+    assert np.array_equal(p1, p2)
+    assert classification_metrics(y, p1.argmax(1))["accuracy"] == outcome.metrics["accuracy"]
+
+
+def test_visual_cli_run_thesis_protocol_is_labelled_leaky(visual_cli_run):
+    from mer_ray.models.bundle import VisualPredictor
+    from mer_ray.train.rundir import read_history_csv
+
+    rc, out, _ = visual_cli_run
+    assert RUN_FILES <= {p.name for p in out.iterdir()}
+    assert not (out / "_ray").exists()
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["leaky"] is True and "leaky" in m["note"] and m["protocol"] == "thesis"
+    assert m["accuracy"] > m["chance_level"]
+    assert "video_level" in m
+    pred = VisualPredictor(str(out))
+    assert pred.info.backbone == "tiny" and pred.info.recipe == "face200"
+    rows = read_history_csv(out / "history.csv")
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
