@@ -25,11 +25,13 @@ def machine() -> str:
         mem = f"{mem_kb / 2**20:.0f} GiB RAM"
     except (OSError, AttributeError):
         mem = "unknown RAM"
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = []
-    for mod in ("ray", "tensorflow", "cv2", "librosa"):
+    for dist in ("ray", "tensorflow", "opencv-python-headless", "librosa"):
         try:
-            versions.append(f"{mod} {__import__(mod).__version__}")
-        except ImportError:
+            versions.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
             pass
     return (f"{cpu}, {os.cpu_count()} cores, {mem}, {platform.system()} {platform.release()}, "
             f"Python {platform.python_version()}, " + ", ".join(versions))

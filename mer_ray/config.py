@@ -26,6 +26,8 @@ AROUSAL: dict[str, str] = {
 # --- Media -----------------------------------------------------------------------------
 SKIP_NO = 10                 # one keyframe every 10 frames (thesis Alg. 3.4)
 FACE_SIZE = 200              # face crops are FACE_SIZE x FACE_SIZE x 3 RGB uint8
+DETECT_WIDTH = 320           # Haar runs on a grey frame downscaled to this width (benchmarks/preprocess.py
+                             # checks it finds the same faces as full-frame detection)
 SAMPLE_RATE = 22_050         # librosa's default rate, used by the thesis features
 N_THESIS_FEATURES = 162      # ZCR 1 + chroma 12 + MFCC 20 + RMS 1 + mel 128
 AUDIO_AUG_COPIES = 2         # augmented copies per clip: training data triples (Alg. 3.2)
@@ -40,6 +42,12 @@ ACTOR_FOLDS: tuple[tuple[int, ...], ...] = (
 )
 """Actor-independent 5 folds (Luna-Jiménez et al. 2021), the default protocol."""
 PROTOCOLS = ("actor5fold", "loso", "thesis")
+
+# --- Audio recipes (issue 7) ------------------------------------------------------------
+AUDIO_RECIPES: dict[str, str] = {"thesis": "audio_features", "rich": "audio_rich_features"}
+"""Audio recipe -> the clips column holding its feature vector (162-D thesis, 735-D rich)."""
+AUDIO_CLASSIFIERS = ("mlp", "svm")
+DEFAULT_CLASSIFIER: dict[str, str] = {"thesis": "mlp", "rich": "svm"}
 
 
 class ConfigMixin:
@@ -70,13 +78,14 @@ class PreprocessConfig(ConfigMixin):
     skip: int = SKIP_NO
     max_keyframes: int = 512          # per video; long videos get a larger stride (bounded memory)
     max_audio_s: float = 600.0        # audio beyond this is not decoded (bounded memory)
-    detect_width: int = 480           # Haar runs on a grey frame downscaled to this width
+    detect_width: int = DETECT_WIDTH  # Haar runs on a grey frame downscaled to this width
     audio_aug_copies: int = AUDIO_AUG_COPIES
     rich_audio: bool = True           # also store the rich-recipe audio vector (issue 7)
     seed: int = 0
     strict: bool = False              # any failed input fails the job
     max_file_mb: float = 4096.0       # larger files get status too_large, not decoded
-    videos_per_shard: int = 16        # clips per Parquet shard (and per resume unit)
+    videos_per_shard: int = 16        # clips per Parquet shard at most (and per resume unit)
+    workers: int | None = None        # extraction actors at most; None -> the cluster's CPUs
     ray: RayConfig = field(default_factory=RayConfig)
 
 
@@ -106,7 +115,7 @@ class ScoreConfig(ConfigMixin):
     skip: int = SKIP_NO
     max_keyframes: int = 512
     max_audio_s: float = 600.0
-    detect_width: int = 480
+    detect_width: int = DETECT_WIDTH
     max_file_mb: float = 4096.0
     ray: RayConfig = field(default_factory=RayConfig)
 
@@ -143,7 +152,7 @@ class AnnotateConfig(ConfigMixin):
     w_audio: float = 0.5
     skip: int = SKIP_NO
     max_keyframes: int = 512
-    detect_width: int = 480
+    detect_width: int = DETECT_WIDTH
 
 
 # --- Train jobs (issue 4) --------------------------------------------------------------
@@ -183,13 +192,41 @@ class TrainVisualConfig(TrainCommon):
 
 @dataclass
 class TrainAudioConfig(TrainCommon):
-    """`mer-ray train-audio`: Table 4.4 MLP on the 162-D features (thesis §3.5)."""
+    """`mer-ray train-audio`: an audio classifier on one recipe's clip vectors.
+
+    ``recipe`` thesis: the 162-D features + Table 4.4 MLP (thesis §3.5), the default here so
+    programmatic callers reproduce the thesis; the CLI defaults to ``rich`` (issue 7).
+    ``feature_column`` / ``use_augmented`` / ``classifier`` left None follow the recipe (rich has
+    no augmented copies; its default classifier is the SVM)."""
 
     epochs: int = 800
     batch_size: int = 32
     checkpoint_every: int = 10        # epochs between checkpoints (an epoch takes milliseconds)
-    feature_column: str = "audio_features"
-    use_augmented: bool = True        # training rows get their augmented copies (Alg. 3.2)
+    feature_column: str | None = None  # None -> AUDIO_RECIPES[recipe]
+    use_augmented: bool | None = None  # training rows get their augmented copies (Alg. 3.2);
+                                      # None -> thesis: True, rich: False (none are stored)
+    recipe: str = "thesis"            # thesis | rich (see AUDIO_RECIPES)
+    classifier: str | None = None     # mlp (Ray Train) | svm (driver); None -> DEFAULT_CLASSIFIER
+    speaker_norm: bool = False        # z-score each speaker's clips first (models/speaker_norm.py)
+
+    def __post_init__(self) -> None:
+        if self.recipe not in AUDIO_RECIPES:
+            raise ValueError(f"unknown audio recipe {self.recipe!r}; expected one of "
+                             f"{', '.join(AUDIO_RECIPES)}")
+        column = AUDIO_RECIPES[self.recipe]
+        if self.feature_column is None:
+            self.feature_column = column
+        elif self.feature_column != column and self.feature_column in AUDIO_RECIPES.values():
+            raise ValueError(f"recipe {self.recipe} reads '{column}', not '{self.feature_column}'")
+        if self.use_augmented is None:
+            self.use_augmented = self.recipe == "thesis"
+        elif self.use_augmented and self.recipe != "thesis":
+            raise ValueError(f"recipe {self.recipe} has no augmented copies (use_augmented=False)")
+        if self.classifier is None:
+            self.classifier = DEFAULT_CLASSIFIER[self.recipe]
+        if self.classifier not in AUDIO_CLASSIFIERS:
+            raise ValueError(f"unknown audio classifier {self.classifier!r}; expected one of "
+                             f"{', '.join(AUDIO_CLASSIFIERS)}")
 
 
 @dataclass

@@ -27,6 +27,8 @@ def worker_env() -> dict[str, str]:
         "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::UserWarning"),
         "OPENCV_LOG_LEVEL": os.environ.get("OPENCV_LOG_LEVEL", "ERROR"),
         "OPENCV_FFMPEG_LOGLEVEL": os.environ.get("OPENCV_FFMPEG_LOGLEVEL", "-8"),  # quiet: statuses say it
+        # model actors may share a GPU (--gpus-per-worker 0.5): don't let TF grab all its memory
+        "TF_FORCE_GPU_ALLOW_GROWTH": os.environ.get("TF_FORCE_GPU_ALLOW_GROWTH", "true"),
     }
 
 
@@ -43,6 +45,20 @@ def limit_cv2_threads() -> None:
     cv2.setNumThreads(1)
 
 
+def submitted_job_env_vars() -> dict[str, str]:
+    """env_vars of the runtime_env this driver was submitted with (`ray job submit
+    --runtime-env-json`); Ray refuses a ray.init runtime_env that sets any of the same keys."""
+    import json
+
+    raw = os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR")
+    if not raw:
+        return {}
+    try:
+        return dict((json.loads(raw).get("runtime_env") or {}).get("env_vars") or {})
+    except (ValueError, AttributeError):
+        return {}
+
+
 def init_ray(cfg: RayConfig) -> None:
     """Connect to ``cfg.address`` / $RAY_ADDRESS, or start embedded local Ray."""
     import ray
@@ -51,7 +67,8 @@ def init_ray(cfg: RayConfig) -> None:
     if ray.is_initialized():
         return
     address = cfg.address or os.environ.get("RAY_ADDRESS")
-    runtime_env = {"env_vars": worker_env()}
+    taken = submitted_job_env_vars()
+    runtime_env = {"env_vars": {k: v for k, v in worker_env().items() if k not in taken}}
     if address:
         log.info("connecting to Ray at %s", address)
         ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)

@@ -5,7 +5,7 @@ import argparse
 import json
 import logging
 
-from mer_ray.config import SKIP_NO, PreprocessConfig, RayConfig
+from mer_ray.config import DETECT_WIDTH, SKIP_NO, PreprocessConfig, RayConfig
 
 NAME = "preprocess"
 HELP = "decode videos, crop faces from keyframes, extract audio features, write Parquet shards"
@@ -28,13 +28,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-keyframes", type=int, default=512,
                    help="per video; longer videos get a larger stride so memory stays bounded")
     p.add_argument("--max-audio-s", type=float, default=600.0, help="decode at most this much audio")
-    p.add_argument("--detect-width", type=int, default=480,
+    p.add_argument("--detect-width", type=int, default=DETECT_WIDTH,
                    help="face detection runs on a grey frame scaled to this width (0 = full frame)")
     p.add_argument("--aug-copies", type=int, default=2,
                    help="augmented audio feature vectors per clip (Alg. 3.2; 2 triples the data)")
     p.add_argument("--no-rich-audio", action="store_true",
                    help="skip the rich-recipe audio vector (thesis features only)")
-    p.add_argument("--videos-per-shard", type=int, default=16)
+    p.add_argument("--videos-per-shard", type=int, default=16, help="at most; fewer on small jobs")
+    p.add_argument("--workers", type=int, default=None,
+                   help="extraction actors at most (default: the cluster's CPUs at start; set it "
+                        "on an autoscaling cluster)")
     p.add_argument("--max-file-mb", type=float, default=4096.0, help="larger files get status too_large")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
@@ -48,6 +51,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         detect_width=args.detect_width, audio_aug_copies=args.aug_copies, seed=args.seed,
         rich_audio=not args.no_rich_audio,
         strict=args.strict, max_file_mb=args.max_file_mb, videos_per_shard=args.videos_per_shard,
+        workers=args.workers,
         ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
 
 

@@ -118,6 +118,12 @@ def dropped_rows(items: list[InputItem]) -> pa.Table:
     return to_table(rows, CLIPS_SCHEMA)
 
 
+def shard_size(n_videos: int, n_actors: int, max_per_shard: int) -> int:
+    """Videos per shard: at most ``max_per_shard``, small enough that every actor gets
+    about four shards (load balance on small jobs)."""
+    return max(1, min(max_per_shard, math.ceil(n_videos / (4 * n_actors))))
+
+
 def run_preprocess(cfg: PreprocessConfig) -> dict:
     """Run the whole job; returns the summary (also written to OUT/summary.json)."""
     import ray
@@ -138,12 +144,13 @@ def run_preprocess(cfg: PreprocessConfig) -> dict:
                                            FRAMES_DIR: FRAMES_SCHEMA.empty_table()})
     if work:
         init_ray(cfg.ray)
-        n_actors = max(1, min(int(ray.available_resources().get("CPU", 1)),
-                              math.ceil(len(work) / cfg.videos_per_shard)))
-        rows = [{k: v for k, v in it.to_row().items()} for it in work]
-        ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / cfg.videos_per_shard))
+        n_actors = cfg.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+        per_shard = shard_size(len(work), n_actors, cfg.videos_per_shard)
+        log.info("%d extraction actor(s) at most, %d videos per shard", n_actors, per_shard)
+        rows = [it.to_row() for it in work]
+        ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / per_shard))
         ds = ds.map_batches(ExtractUDF, fn_constructor_args=(ExtractOptions.from_preprocess(cfg),),
-                            batch_size=cfg.videos_per_shard, batch_format="pyarrow",
+                            batch_size=per_shard, batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n_actors),
                             num_cpus=1)
         ds.write_datasink(_make_sink(cfg.out), ray_remote_args={"num_cpus": 0.1})

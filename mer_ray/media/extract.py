@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mer_ray.config import SAMPLE_RATE, SKIP_NO, PreprocessConfig
+from mer_ray.config import DETECT_WIDTH, SAMPLE_RATE, SKIP_NO, PreprocessConfig
 from mer_ray.media import errors as st
 from mer_ray.media.errors import MediaError
 
@@ -24,7 +24,7 @@ class ExtractOptions:
     skip: int = SKIP_NO
     max_keyframes: int = 512
     max_audio_s: float = 600.0
-    detect_width: int | None = 480
+    detect_width: int | None = DETECT_WIDTH
     audio_aug_copies: int = 2
     seed: int = 0
     max_file_mb: float = 4096.0

@@ -12,6 +12,8 @@ import os
 
 import numpy as np
 
+from mer_ray.config import DETECT_WIDTH
+
 Box = tuple[int, int, int, int]
 """x, y, w, h in original-frame pixels."""
 
@@ -28,7 +30,7 @@ def default_cascade_path() -> str:
 class FaceDetector:
     """Largest-face detector; create one per process (not thread-safe to share)."""
 
-    def __init__(self, detect_width: int | None = 480, scale_factor: float = 1.1,
+    def __init__(self, detect_width: int | None = DETECT_WIDTH, scale_factor: float = 1.1,
                  min_neighbors: int = 5, min_face_frac: float = 0.1,
                  cascade_path: str | None = None):
         import cv2
