@@ -1,34 +1,57 @@
-"""`mer-ray train-audio SHARDS --out RUN`: the Table 4.4 MLP on 162-D audio features (Ray Train)."""
+"""`mer-ray train-audio SHARDS --out RUN [--recipe rich|thesis] [--classifier svm|mlp]
+[--speaker-norm]`: an audio emotion model on the clips' stored feature vectors.
+
+--recipe rich (default): the 735-D utterance statistics + prosody (media/audio_rich.py), RBF
+SVM by default (fitted on the driver). --recipe thesis: the 162-D features + Table 4.4 MLP on
+Ray Train, exactly as the thesis (with augmented copies)."""
 from __future__ import annotations
 
 import argparse
 
 NAME = "train-audio"
-HELP = "train the audio MLP (thesis Table 4.4) on the clips' audio features on Ray Train"
+HELP = ("train an audio emotion model: --recipe rich (default, 735-D + SVM) or thesis "
+        "(162-D + Table 4.4 MLP on Ray Train)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from mer_ray.config import AUDIO_CLASSIFIERS, AUDIO_RECIPES
     from mer_ray.train.options import add_common_arguments
 
     add_common_arguments(p, epochs=800, batch_size=32, checkpoint_every=10)
-    p.add_argument("--feature-column", default="audio_features",
-                   help="clips column with the feature vectors (default audio_features)")
+    p.add_argument("--recipe", default="rich", choices=list(AUDIO_RECIPES),
+                   help="rich (default): 735-D utterance statistics + prosody, generalises "
+                        "better to unseen speakers; thesis: the thesis' 162-D features")
+    p.add_argument("--classifier", default=None, choices=list(AUDIO_CLASSIFIERS),
+                   help="svm (RBF, on the driver; default for rich) or mlp (Table 4.4 shape on "
+                        "Ray Train; default for thesis). --epochs etc. apply to mlp only")
+    p.add_argument("--speaker-norm", action="store_true",
+                   help="z-score each speaker's clips with that speaker's own (unlabeled) clip "
+                        "statistics, at training and scoring time. Helps only with many "
+                        "emotionally varied clips per speaker; off by default")
+    p.add_argument("--feature-column", default=None,
+                   help="clips column with the feature vectors (default: the recipe's, "
+                        "audio_rich_features / audio_features)")
     p.add_argument("--no-augmented", action="store_true",
-                   help="train on original vectors only (thesis: 38 %% without augmentation)")
+                   help="thesis recipe: train on original vectors only (thesis: 38 %% without "
+                        "augmentation); the rich recipe never has augmented copies")
 
 
 def config_from_args(args: argparse.Namespace):
     from mer_ray.config import TrainAudioConfig
     from mer_ray.train.options import common_kwargs
 
-    return TrainAudioConfig(**common_kwargs(args), feature_column=args.feature_column,
-                            use_augmented=not args.no_augmented)
+    try:
+        return TrainAudioConfig(**common_kwargs(args), feature_column=args.feature_column,
+                                use_augmented=False if args.no_augmented else None,
+                                recipe=args.recipe, classifier=args.classifier,
+                                speaker_norm=args.speaker_norm)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    from mer_ray.train.options import format_summary
-    from mer_ray.train.runner import train
+    from mer_ray.train.audio_recipes import format_outcome, train_audio
 
-    outcome = train(config_from_args(args), progress=True)
-    print(format_summary(outcome))
+    outcome = train_audio(config_from_args(args), progress=True)
+    print(format_outcome(outcome))
     return 0

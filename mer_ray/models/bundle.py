@@ -2,7 +2,9 @@
 
 The score job loads bundles through VisualPredictor / AudioPredictor only; both take raw inputs
 (0..255 RGB faces, raw audio features) because preprocessing and standardisation live inside
-the saved model.
+the saved model. An audio bundle is a Keras MLP (model.keras) or a scikit-learn SVM pipeline
+(model.skops, loaded without pickle); bundle.json says which recipe (feature column, length)
+it needs and whether features are speaker-normalised first (models/speaker_norm.py).
 """
 from __future__ import annotations
 
@@ -32,6 +34,12 @@ class BundleInfo:
     feature_column: str | None   # audio: "audio_features"; visual: None
     backbone: str | None         # visual backbone name
     model_id: str                # "<kind>:<backbone or recipe>:<first 12 hex of sha256(model)>"
+    classifier: str = "mlp"      # audio: "mlp" (Keras) | "svm" (skops); visual: "mlp" (head)
+    speaker_norm: bool = False   # audio: features z-scored per speaker before the model
+
+
+BUNDLE_DEFAULTS = {"classifier": "mlp", "speaker_norm": False}
+"""Fields added after the first bundles were written (older bundle.json files lack them)."""
 
 
 def file_sha256(path: str | os.PathLike, length: int = 12) -> str:
@@ -74,7 +82,9 @@ def load_bundle_info(run_dir: str) -> BundleInfo:
                          "(expected a run directory written by train-visual / train-audio)")
     try:
         data = json.loads(path.read_text())
-        info = BundleInfo(**{f.name: data[f.name] for f in fields(BundleInfo)})
+        info = BundleInfo(**{f.name: data[f.name] if f.name not in BUNDLE_DEFAULTS
+                             else data.get(f.name, BUNDLE_DEFAULTS[f.name])
+                             for f in fields(BundleInfo)})
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{path} is not a valid bundle file: {err}") from None
     if info.kind not in ("visual", "audio"):
@@ -130,14 +140,81 @@ class VisualPredictor(_Predictor):
 
 
 class AudioPredictor(_Predictor):
-    """Loads an audio bundle once; predict((N,D) raw features) -> (N,7) float32."""
+    """Loads an audio bundle (Keras MLP or skops SVM) once;
+    predict((N,D) raw features of the bundle's recipe) -> (N,7) float32.
+
+    ``info.feature_column`` names the clips column to feed; ``info.speaker_norm`` says the
+    features are z-scored per speaker first, which ``predict`` does given ``speakers`` (and
+    optionally ``stats`` accumulated over every scored clip of those speakers)."""
 
     kind = "audio"
 
-    def predict(self, features: np.ndarray) -> np.ndarray:
+    def __init__(self, run_dir: str):
+        info = load_bundle_info(run_dir)
+        if info.kind == "audio" and info.classifier == "svm":
+            from mer_ray.models.audio_svm import load_svm
+
+            self.run_dir, self.info = run_dir, info
+            self.model = load_svm(os.path.join(run_dir, info.model_file))
+            self.input_shape = (int(self.model.n_features_in_),)
+        else:
+            super().__init__(run_dir)
+
+    @property
+    def n_features(self) -> int:
+        return int(self.input_shape[0])
+
+    def predict(self, features: np.ndarray, speakers=None, stats=None) -> np.ndarray:
+        """Probabilities per row. With a speaker-normalised bundle (``info.speaker_norm``),
+        ``speakers`` is required: the rows' speaker ids (speaker_norm.speaker_keys; None
+        entries -> one pooled unknown speaker), and ``stats`` a SpeakerStats over all scored
+        clips of those speakers (None -> statistics of the rows given here, so pass all of a
+        speaker's clips in one call). Both are ignored for other bundles."""
         x = np.asarray(features, np.float32)
         if x.size == 0:
             return np.zeros((0, NUM_CLASSES), np.float32)
         if x.ndim != 2 or x.shape[1:] != self.input_shape:
-            raise ValueError(f"features must be (N,{self.input_shape[0]}), got {x.shape}")
+            raise ValueError(self._shape_error(x.shape))
+        if self.info.speaker_norm:
+            from mer_ray.models.speaker_norm import speaker_normalize
+
+            if speakers is None:
+                raise ValueError(f"{self.run_dir} was trained with --speaker-norm: pass "
+                                 "speakers= (speaker_norm.speaker_keys(actor, speaker); None "
+                                 "entries for unknown speakers) and stats= over all scored clips")
+            x = (stats.normalize(x, speakers) if stats is not None
+                 else speaker_normalize(x, speakers))
+        if self.info.classifier == "svm":
+            from mer_ray.models.audio_svm import predict_proba
+
+            return predict_proba(self.model, x)
         return self._predict(x)
+
+    def _shape_error(self, shape: tuple) -> str:
+        from mer_ray.config import AUDIO_RECIPES
+
+        want = self.n_features
+        text = (f"{self.run_dir}: this audio model was trained on the {self.info.recipe!r} "
+                f"recipe and expects (N, {want}) features from column "
+                f"'{self.info.feature_column}'; got {shape}")
+        if len(shape) == 2:
+            other = {name: column for name, column in AUDIO_RECIPES.items()
+                     if name != self.info.recipe and _recipe_length(name) == shape[1]}
+            for name, column in other.items():
+                text += (f". {shape[1]} columns is the {name!r} recipe ('{column}'): score with "
+                         f"a model trained with --recipe {name}, or feed '"
+                         f"{self.info.feature_column}'")
+        return text
+
+
+def _recipe_length(recipe: str) -> int | None:
+    """Feature vector length of a recipe (None for an unknown one)."""
+    if recipe == "thesis":
+        from mer_ray.config import N_THESIS_FEATURES
+
+        return N_THESIS_FEATURES
+    if recipe == "rich":
+        from mer_ray.media.audio_rich import N_RICH_FEATURES
+
+        return N_RICH_FEATURES
+    return None

@@ -229,7 +229,7 @@ def _finish_model(checkpoint, out: Path, kind: str, cfg, feature_column: str) ->
         shutil.copyfile(os.path.join(d, BEST_FILE), out / "model.keras")
         meta = json.loads(Path(d, META_FILE).read_text())
     info = BundleInfo(kind=kind, classes=list(EMOTIONS), model_file="model.keras",
-                      recipe="face200" if kind == "visual" else "thesis",
+                      recipe="face200" if kind == "visual" else getattr(cfg, "recipe", "thesis"),
                       feature_column=None if kind == "visual" else feature_column,
                       backbone=cfg.backbone if kind == "visual" else None, model_id="")
     write_bundle_info(str(out), info)
