@@ -10,6 +10,13 @@ COMMANDS = [
     "demo",
     "make_sample",
     "preprocess",
+    "ingest_images",
+    "train_visual",
+    "train_audio",
+    "score",
+    "evaluate",
+    "tune_fusion",
+    "annotate",
 ]
 """Modules in mer_ray.commands; each defines NAME, HELP, add_arguments(p) and run(args) -> int.
 They import heavy libraries (TF, Ray) inside run(), so --help stays fast."""

@@ -1,0 +1,29 @@
+"""`mer-ray evaluate SCORES`: metrics.json + report.html + confusion PNGs from a score output."""
+from __future__ import annotations
+
+import argparse
+
+NAME = "evaluate"
+HELP = "metrics (per path and fused), confusion pictures and an HTML report for a score output"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scores", help="output folder of `mer-ray score`")
+    p.add_argument("--labels", default="auto",
+                   help="auto (labels stored when scoring), ravdess (parse file names), "
+                        "or a CSV manifest with path,label columns")
+    p.add_argument("--out", default=None, help="report folder (default: SCORES/report)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mer_ray.config import EvaluateConfig
+    from mer_ray.score.evaluate import evaluate
+
+    metrics = evaluate(EvaluateConfig(scores=args.scores, out=args.out, labels=args.labels))
+    for name, m in metrics["sections"].items():
+        print(f"{m['title']:<52} n={m['n']:<6} accuracy {m['accuracy']:.3f}  "
+              f"macro F1 {m['macro']['f1']:.3f}")
+    if not metrics["sections"]:
+        print("no labelled rows: nothing to evaluate (try --labels ravdess or a manifest)")
+    print(f"report: {metrics['report']}")
+    return 0

@@ -1,0 +1,147 @@
+"""Ray Data actor UDFs around the model bundles: one model load per actor, batched predict.
+
+Each stage takes a pyarrow batch of per-video rows and returns it with its model's outputs
+added and its bulky input dropped (face crops after the visual stage, feature vectors after
+the audio stage), so nothing large travels further down the pipeline than it must.
+The per-video model time is the video's share of its batch's ``predict`` time.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mer_ray.config import FACE_SIZE, NUM_CLASSES
+from mer_ray.data.schema import FACE_NBYTES
+
+FACES_COL = "_faces"                 # list<binary>: raw 200x200x3 RGB crops, one per face
+FACE_PROBS_COL = "_face_probs"       # list<list<float32>>: visual model output per face
+AUDIO_FEATURES_COL = "_audio_input"   # list<float32>: the audio model's input vector (its recipe)
+AUDIO_PROBS_COL = "_audio_probs"     # list<float32>: audio model output, null without audio
+
+FACE_CHUNK = 256                     # faces per predictor call: ~123 MB as float32
+
+PROBS_TYPE = pa.list_(pa.float32())
+FACE_PROBS_TYPE = pa.list_(PROBS_TYPE)
+
+
+def faces_array(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[int]]:
+    """A list<binary> column of face crops -> (N, 200, 200, 3) uint8 and faces per row.
+    The crops are read in place from the Arrow buffer when they are contiguous (no copy)."""
+    lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    counts = [int(n) if n is not None else 0 for n in lists.value_lengths().to_pylist()]
+    flat = lists.flatten()
+    if len(flat) == 0:
+        return np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8), counts
+    sizes = np.asarray(pc.binary_length(flat).to_numpy(zero_copy_only=False))
+    if (sizes != FACE_NBYTES).any():
+        raise ValueError(f"face crops must be {FACE_NBYTES} bytes each "
+                         f"({FACE_SIZE}x{FACE_SIZE}x3 uint8); got sizes {sorted(set(sizes.tolist()))}")
+    if flat.null_count == 0 and pa.types.is_binary(flat.type):
+        offsets = np.frombuffer(flat.buffers()[1], np.int32)[flat.offset:flat.offset + len(flat) + 1]
+        data = np.frombuffer(flat.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    else:
+        data = np.frombuffer(b"".join(flat.to_pylist()), np.uint8)
+    return data.reshape(-1, FACE_SIZE, FACE_SIZE, 3), counts
+
+
+def split_by_counts(probs: np.ndarray, counts: list[int]) -> list[list[list[float]]]:
+    """(N, 7) rows -> one list of per-face probability rows per video."""
+    out, start = [], 0
+    for n in counts:
+        out.append(probs[start:start + n].tolist())
+        start += n
+    return out
+
+
+def predict_faces(predictor, batch: pa.Table) -> pa.Table:
+    """Add FACE_PROBS_COL and t_visual_s to ``batch``, drop FACES_COL."""
+    faces, counts = faces_array(batch.column(FACES_COL))
+    t0 = time.perf_counter()
+    probs = np.zeros((len(faces), NUM_CLASSES), np.float32)
+    for start in range(0, len(faces), FACE_CHUNK):    # bounds the model's float32 copy
+        probs[start:start + FACE_CHUNK] = predictor.predict(faces[start:start + FACE_CHUNK])
+    seconds = time.perf_counter() - t0
+    total = max(1, sum(counts))
+    per_video = split_by_counts(np.asarray(probs, np.float32), counts)
+    t_visual = [seconds * n / total if n else None for n in counts]
+    out = batch.drop_columns([FACES_COL])
+    out = out.append_column(FACE_PROBS_COL, pa.array(per_video, FACE_PROBS_TYPE))
+    return _set_column(out, "t_visual_s", pa.array(t_visual, pa.float32()))
+
+
+def predict_audio(predictor, batch: pa.Table) -> pa.Table:
+    """Add AUDIO_PROBS_COL and t_audio_s to ``batch``, drop AUDIO_FEATURES_COL."""
+    features = batch.column(AUDIO_FEATURES_COL).to_pylist()
+    rows = [i for i, f in enumerate(features) if f is not None]
+    probs: list = [None] * len(features)
+    t_audio: list = [None] * len(features)
+    if rows:
+        x = np.asarray([features[i] for i in rows], np.float32)
+        t0 = time.perf_counter()
+        out = np.asarray(predictor.predict(x), np.float32)
+        seconds = time.perf_counter() - t0
+        for j, i in enumerate(rows):
+            probs[i] = out[j].tolist()
+            t_audio[i] = seconds / len(rows)
+    table = batch.drop_columns([AUDIO_FEATURES_COL])
+    table = table.append_column(AUDIO_PROBS_COL, pa.array(probs, PROBS_TYPE))
+    return _set_column(table, "t_audio_s", pa.array(t_audio, pa.float32()))
+
+
+def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, values)
+    return table.append_column(name, values)
+
+
+def _prepare_process() -> None:
+    """Worker env, and TF taking GPU memory as needed (several actors may share one GPU)."""
+    import os
+
+    from mer_ray.runtime import configure_process
+
+    configure_process()
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+
+
+class VisualStage:
+    """Ray Data actor: loads the visual bundle once, predicts every face of a batch of videos."""
+
+    def __init__(self, run_dir: str):
+        _prepare_process()
+        from mer_ray.models.bundle import VisualPredictor
+
+        self.predictor = VisualPredictor(run_dir)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return predict_faces(self.predictor, batch)
+
+
+def check_audio_bundle(info, run_dir: str) -> None:
+    """The score job feeds a recipe's feature vector clip by clip; say so if a bundle needs more."""
+    from mer_ray.config import AUDIO_RECIPES
+
+    if info.feature_column not in AUDIO_RECIPES.values():
+        raise ValueError(f"{run_dir}: audio model wants column '{info.feature_column}', which the "
+                         f"score job cannot compute (it can: {sorted(AUDIO_RECIPES.values())})")
+    if getattr(info, "speaker_norm", False):
+        raise ValueError(f"{run_dir}: this audio model z-scores features per speaker, which needs "
+                         "every clip of a speaker before the first prediction; the streaming score "
+                         "job does not support that yet (train without --speaker-norm)")
+
+
+class AudioStage:
+    """Ray Data actor: loads the audio bundle once, predicts a batch of feature vectors."""
+
+    def __init__(self, run_dir: str):
+        _prepare_process()
+        from mer_ray.models.bundle import AudioPredictor
+
+        self.predictor = AudioPredictor(run_dir)
+        check_audio_bundle(self.predictor.info, run_dir)
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return predict_audio(self.predictor, batch)
