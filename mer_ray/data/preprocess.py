@@ -24,7 +24,7 @@ import pyarrow as pa
 from mer_ray.config import PreprocessConfig
 from mer_ray.data.schema import (CLIPS_DIR, CLIPS_SCHEMA, FRAMES_DIR, FRAMES_SCHEMA, SUMMARY_FILE,
                                  to_table)
-from mer_ray.data.shards import ShardStore, new_shard_id
+from mer_ray.data.shards import ShardStore, new_shard_id, shard_id_for
 from mer_ray.data.sources import InputItem, list_inputs
 from mer_ray.media import errors as st
 from mer_ray.media.extract import ExtractOptions
@@ -101,7 +101,7 @@ def _make_sink(out: str):
                 if table.num_rows == 0:
                     continue
                 tables = split_tables(table)
-                store.write_shard(new_shard_id(), tables)
+                store.write_shard(shard_id_for(tables[CLIPS_DIR].column("path").to_pylist()), tables)
                 counts = Counter(tables[CLIPS_DIR].column("status").to_pylist())
                 written.append({"clips": tables[CLIPS_DIR].num_rows,
                                 "frames": tables[FRAMES_DIR].num_rows, "status": dict(counts)})

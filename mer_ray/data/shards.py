@@ -36,6 +36,14 @@ def new_shard_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def shard_id_for(paths: Iterable[str]) -> str:
+    """A shard id from the input paths it holds: a retried write task rewrites the same shard
+    (same rows, same file name) instead of committing its rows a second time."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(sorted(paths)).encode()).hexdigest()[:16]
+
+
 class ShardStore:
     """Shards of several tables under ``out/<name>/part-<id>.parquet``."""
 

@@ -112,21 +112,25 @@ class _Predictor:
                                              compile=False)
         self.input_shape = tuple(self.model.inputs[0].shape[1:])
 
+    predict_batch = PREDICT_BATCH
+
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        n = len(x)
+        n, batch = len(x), self.predict_batch
         out = np.zeros((n, NUM_CLASSES), np.float32)
-        for start in range(0, n, PREDICT_BATCH):
-            chunk = x[start:start + PREDICT_BATCH]
-            pad = PREDICT_BATCH - len(chunk)
+        for start in range(0, n, batch):
+            chunk = x[start:start + batch]
+            pad = batch - len(chunk)
             if pad:  # fixed batch shape: one traced graph for every call
                 chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
             probs = np.asarray(self.model(chunk, training=False), np.float32)
-            out[start:start + PREDICT_BATCH] = probs[:PREDICT_BATCH - pad]
+            out[start:start + batch] = probs[:batch - pad]
         return out
 
 
 class VisualPredictor(_Predictor):
     """Loads a visual bundle once; predict((N,200,200,3) uint8 RGB) -> (N,7) float32."""
+
+    predict_batch = 16   # EfficientNetB0 at batch 64 grows a CPU process by ~5 GB
 
     kind = "visual"
 

@@ -227,12 +227,10 @@ def store_for(out: str) -> ShardStore:
 
 
 def shard_id_for(scores: pa.Table) -> str:
-    """A shard id from the paths it holds: a retried write task rewrites the same shard
-    (same rows, same file name) instead of committing its rows a second time."""
-    import hashlib
+    """Shard id from the paths a scores table holds (see shards.shard_id_for)."""
+    from mer_ray.data.shards import shard_id_for as for_paths
 
-    digest = hashlib.sha1("\n".join(sorted(scores.column("path").to_pylist())).encode())
-    return digest.hexdigest()[:16]
+    return for_paths(scores.column("path").to_pylist())
 
 
 def _make_sink(out: str, timeline: bool, rows_per_shard: int):
