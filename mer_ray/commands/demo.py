@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="visual backbone. Default 'tiny', a small conv net trained from scratch: "
                         "without ImageNet weights (none can be downloaded here) a random-init "
                         "MobileNetV2 stays at chance after a few CPU epochs")
-    p.add_argument("--visual-epochs", type=int, default=4)
+    p.add_argument("--visual-epochs", type=int, default=8)
     p.add_argument("--audio-epochs", type=int, default=150)
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for local Ray (default: all)")
 
