@@ -45,3 +45,24 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.write_text(text)
+
+
+def thesis_style_faces(path: str | Path, detector, skip: int = 10) -> list:
+    """Alg. 3.4 as the thesis ran it: cv2 ``read()`` of every frame, the detector on every
+    ``skip``-th, largest face cropped to 200x200 RGB."""
+    import cv2
+
+    from mer_ray.media.faces import crop_face
+
+    cap, index, faces = cv2.VideoCapture(str(path)), 0, []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        if index % skip == 0:
+            box = detector.detect(frame)
+            if box is not None:
+                faces.append(crop_face(frame, box))
+        index += 1
+    cap.release()
+    return faces

@@ -10,7 +10,6 @@ mer_ray: the preprocess job on embedded local Ray (Ray start-up included in its 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -22,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, write_section  # noqa: E402
+from benchmarks.common import machine, thesis_style_faces, write_section  # noqa: E402
 from mer_ray.runtime import configure_process  # noqa: E402
 
 configure_process()
@@ -54,22 +53,9 @@ def make_clips(cfg: BenchConfig) -> list[Path]:
 
 def baseline_clip(path: Path, detector) -> tuple[int, np.ndarray, np.ndarray]:
     """One video the thesis way; returns (face crops, 162-D features, the decoded signal)."""
-    import cv2
-
     from mer_ray.media.audio import augmented_features, thesis_features, thesis_style_audio
-    from mer_ray.media.faces import crop_face
 
-    cap, index, faces = cv2.VideoCapture(str(path)), 0, []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if index % 10 == 0:
-            box = detector.detect(frame)
-            if box is not None:
-                faces.append(crop_face(frame, box))
-        index += 1
-    cap.release()
+    faces = thesis_style_faces(path, detector)
     y, sr = thesis_style_audio(str(path))
     features = thesis_features(y, sr)
     augmented_features(y, sr, 2, zlib.crc32(str(path).encode()))

@@ -177,23 +177,11 @@ class MemorySampler:
 # ------------------------------------------------------------------------------ baseline
 def baseline_video(path: Path, detector, visual_model, audio_model) -> dict:
     """Alg. 3.9 for one video, thesis style; per-path seconds and the fused probabilities."""
-    import cv2
-
+    from benchmarks.common import thesis_style_faces
     from mer_ray.media.audio import thesis_features, thesis_style_audio
-    from mer_ray.media.faces import crop_face
 
     t0 = time.perf_counter()
-    cap, index, faces = cv2.VideoCapture(str(path)), 0, []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        if index % 10 == 0:
-            box = detector.detect(frame)
-            if box is not None:
-                faces.append(crop_face(frame, box))
-        index += 1
-    cap.release()
+    faces = thesis_style_faces(path, detector)
     visual = visual_model.predict(np.stack(faces).astype(np.float32), verbose=0).mean(axis=0) \
         if faces else None
     t1 = time.perf_counter()

@@ -92,7 +92,6 @@ def plain_run(kind: str, shards: str, args) -> dict:
     import keras
     import tensorflow as tf
 
-    from mer_ray.config import TrainAudioConfig
     from mer_ray.data.splits import TRAIN, make_plan
     from mer_ray.models.audio_mlp import build_audio_mlp, standardisation
     from mer_ray.models.augment import augment_batch

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from mer_ray.config import EMOTIONS, N_THESIS_FEATURES, PreprocessConfig, RayConfig
+from mer_ray.config import EMOTIONS, N_THESIS_FEATURES, PreprocessConfig
 from mer_ray.data.preprocess import run_preprocess, store_for
 from mer_ray.data.schema import FACE_NBYTES
 from mer_ray.data.sources import list_inputs

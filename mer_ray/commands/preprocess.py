@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 
 from mer_ray.config import DETECT_WIDTH, SKIP_NO, PreprocessConfig, RayConfig

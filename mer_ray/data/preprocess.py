@@ -11,7 +11,6 @@ Resuming: inputs whose path is already in a committed clips shard are skipped.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -178,14 +177,5 @@ def summarize(store: ShardStore, cfg: PreprocessConfig, processed: int, seconds:
                         for k in ("t_decode_s", "t_faces_s", "t_audio_s", "t_total_s")},
         "config": cfg.to_dict(),
     }
-    _write_json_atomic(store, SUMMARY_FILE, summary)
+    store.write_json(SUMMARY_FILE, summary)
     return summary
-
-
-def _write_json_atomic(store: ShardStore, name: str, payload: dict) -> None:
-    data = json.dumps(payload, indent=2, default=str).encode()
-    store.fs.create_dir(store.root, recursive=True)
-    tmp, final = f"{store.root}/_tmp-{name}", f"{store.root}/{name}"
-    with store.fs.open_output_stream(tmp) as fh:
-        fh.write(data)
-    store.fs.move(tmp, final)

@@ -99,6 +99,17 @@ class ShardStore:
             pq.write_table(table, tmp, filesystem=self.fs, compression="zstd")
             self.fs.move(tmp, final)
 
+    def write_json(self, name: str, payload: dict) -> None:
+        """``OUT/<name>`` as JSON, written to a temporary file and moved into place."""
+        import json
+
+        data = json.dumps(payload, indent=2, default=str).encode()
+        self.fs.create_dir(self.root, recursive=True)
+        tmp, final = f"{self.root}/{TMP_PREFIX}{name}", f"{self.root}/{name}"
+        with self.fs.open_output_stream(tmp) as fh:
+            fh.write(data)
+        self.fs.move(tmp, final)
+
     def read(self, name: str, columns: Iterable[str] | None = None) -> pa.Table:
         """All committed rows of one table (empty table with the schema when none)."""
         schema = self.schemas[name]

@@ -44,7 +44,7 @@ def _counts(title: str, counts: dict) -> str:
 def render_evaluation(metrics: dict) -> str:
     """The report page for a metrics dict written by :func:`mer_ray.score.evaluate.evaluate`."""
     sections = metrics.get("sections", {})
-    parts = [f"<h1>Emotion recognition report</h1>",
+    parts = ["<h1>Emotion recognition report</h1>",
              f"<p>Scores: <code>{escape(str(metrics['scores']))}</code>; labels: "
              f"{escape(str(metrics['labels']))}; {metrics['rows']} rows, {metrics['labelled']} "
              f"with a true class; speakers: {escape(', '.join(map(str, metrics['speakers'])) or '-')}.</p>",

@@ -213,7 +213,7 @@ class FaceRenderer:
         return rgb, alpha
 
     def frame(self, index: int) -> np.ndarray:
-        cv2, cfg, look = self._cv2, self.cfg, self.look
+        cfg, look = self.cfg, self.look
         t = index / cfg.fps
         ramp = 0.65 + 0.35 * min(1.0, t / 0.5)
         level = self.strength * ramp * (1 + 0.08 * math.sin(2 * math.pi * 0.7 * t + self.phase))

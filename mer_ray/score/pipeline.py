@@ -32,7 +32,7 @@ from mer_ray.media import errors as st
 from mer_ray.media.extract import ExtractOptions
 from mer_ray.score.fusion import NONE, FusionWeights, fuse
 from mer_ray.score.predictors import (AUDIO_FEATURES_COL, AUDIO_PROBS_COL, FACE_PROBS_COL,
-                                      FACES_COL, PROBS_TYPE)
+                                      FACES_COL)
 from mer_ray.score.schema import (NO_SIGNAL, PROB_COLUMNS, RUN_FILE, SCHEMAS, SCORES_DIR,
                                   SCORES_SCHEMA, SUMMARY_FILE, TIMELINE_DIR, TIMELINE_SCHEMA)
 
@@ -262,15 +262,6 @@ def _make_sink(out: str, timeline: bool, rows_per_shard: int):
     return ScoreShardSink()
 
 
-def _write_json(store: ShardStore, name: str, payload: dict) -> None:
-    data = json.dumps(payload, indent=2, default=str).encode()
-    store.fs.create_dir(store.root, recursive=True)
-    tmp, final = f"{store.root}/_tmp-{name}", f"{store.root}/{name}"
-    with store.fs.open_output_stream(tmp) as fh:
-        fh.write(data)
-    store.fs.move(tmp, final)
-
-
 def _read_json(store: ShardStore, name: str) -> dict | None:
     import pyarrow.fs as pafs
 
@@ -388,7 +379,7 @@ def run_score(cfg: ScoreConfig) -> dict:
     run = {"model_ids": ids, "weights": weights.normalized().to_dict(), "skip": cfg.skip,
            "timeline": cfg.timeline, "config": cfg.to_dict()}
     check_same_run(store, run, has_rows=bool(done))
-    _write_json(store, RUN_FILE, run)
+    store.write_json(RUN_FILE, run)
     todo = [it.to_row() for it in items if it.path not in done]
     log.info("%d inputs: %d already scored, %d to score", len(items), len(items) - len(todo), len(todo))
     if todo:
@@ -426,5 +417,5 @@ def summarize(store: ShardStore, cfg: ScoreConfig, listed: int, scored: int, sec
         "mean_seconds_per_video": per_video,
         "thesis_table_4_7": THESIS_TABLE_4_7,
     }
-    _write_json(store, SUMMARY_FILE, summary)
+    store.write_json(SUMMARY_FILE, summary)
     return summary
