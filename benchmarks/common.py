@@ -10,6 +10,7 @@ BENCHMARKS_MD = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 HEADER = ("# Benchmarks\n\nEvery figure here comes from a script in `benchmarks/` that runs the "
           "sequential, thesis-style baseline and the mer_ray job *in the same run* on the same "
           "inputs. Each section is rewritten by its script; the machine is named in each.\n")
+"""Used only when BENCHMARKS.md does not exist yet."""
 
 
 def machine() -> str:
