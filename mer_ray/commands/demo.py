@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "without ImageNet weights (none can be downloaded here) a random-init "
                         "MobileNetV2 stays at chance after a few CPU epochs")
     p.add_argument("--visual-epochs", type=int, default=8)
-    p.add_argument("--audio-epochs", type=int, default=150)
+    p.add_argument("--audio-epochs", type=int, default=150, help="only if the audio model is the MLP")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for local Ray (default: all)")
 
 
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"[1/6] using the sample set in {sample}")
     _stage(2, ["preprocess", str(sample), "--out", str(shards), *cpus])
-    _stage(3, ["train-audio", str(shards), "--recipe", "thesis", "--epochs", str(args.audio_epochs),
+    _stage(3, ["train-audio", str(shards), "--epochs", str(args.audio_epochs),
                "--out", str(runs / "audio"), *cpus])
     _stage(4, ["train-visual", str(shards), "--backbone", args.backbone, "--case", "unfrozen",
                "--init", "none", "--epochs", str(args.visual_epochs),

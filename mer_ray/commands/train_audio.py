@@ -26,8 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "Ray Train; default for thesis). --epochs etc. apply to mlp only")
     p.add_argument("--speaker-norm", action="store_true",
                    help="z-score each speaker's clips with that speaker's own (unlabeled) clip "
-                        "statistics, at training and scoring time. Helps only with many "
-                        "emotionally varied clips per speaker; off by default")
+                        "statistics. Helps only with many emotionally varied clips per "
+                        "speaker; off by default. `mer-ray score` does not support such "
+                        "models yet (it refuses them with a clear error)")
     p.add_argument("--feature-column", default=None,
                    help="clips column with the feature vectors (default: the recipe's, "
                         "audio_rich_features / audio_features)")

@@ -140,14 +140,31 @@ def plan_data(shards: str, kind: str, plan_fn, feature_column: str = "audio_feat
 
 # --- Ray Data pipelines (run on Ray workers) -------------------------------------------------
 
-class SelectFrames:
+class _Select:
+    """Ray Data UDF base: ``select`` gives {"x", "y", "video_id"} numpy arrays of one split;
+    ``__call__`` returns them as a table with x as a Ray tensor column, typed even when empty
+    (a dict batch with 0 rows would make Ray Data fall back to Python objects for x)."""
+
+    def select(self, batch: pa.Table) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        from ray.data.extensions import ArrowTensorArray
+
+        out = self.select(batch)
+        return pa.table({"x": ArrowTensorArray.from_numpy(out["x"]),
+                         "y": pa.array(out["y"], pa.int32()),
+                         "video_id": pa.array(list(out["video_id"]), pa.string())})
+
+
+class SelectFrames(_Select):
     """Ray Data UDF: pyarrow frames batch -> {"x": uint8 faces, "y": int32, "video_id"} of one
     split."""
 
     def __init__(self, plan: SplitPlan, split: str):
         self.plan, self.split = plan, split
 
-    def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
+    def select(self, batch: pa.Table) -> dict[str, np.ndarray]:
         batch = batch.filter(pc.is_valid(batch["label_index"]))
         rows, clips = row_keys(batch, "visual")
         mask = self.plan.assign(meta_groups(batch), rows, clips) == self.split
@@ -161,7 +178,7 @@ class SelectFrames:
         return {"x": x, "y": y, "video_id": vids}
 
 
-class SelectClips:
+class SelectClips(_Select):
     """Ray Data UDF: pyarrow clips batch -> {"x": float32 (N, D), "y": int32, "video_id"} of one
     split; with ``augmented`` each row's augmented copies follow it (training only)."""
 
@@ -169,7 +186,7 @@ class SelectClips:
         self.plan, self.split = plan, split
         self.feature_column, self.augmented = feature_column, augmented
 
-    def __call__(self, batch: pa.Table) -> dict[str, np.ndarray]:
+    def select(self, batch: pa.Table) -> dict[str, np.ndarray]:
         keep = pc.and_(pc.is_valid(batch["label_index"]),
                        pc.and_(pc.is_in(batch["status"], pa.array(sorted(USABLE_STATUSES))),
                                pc.is_valid(batch[self.feature_column])))
@@ -213,7 +230,7 @@ def iter_split_local(data: TrainData, plan: SplitPlan, split: str, *,
         with pafs_open(path) as handle:
             for record_batch in pq.ParquetFile(handle).iter_batches(batch_size=batch_rows,
                                                                     columns=columns):
-                out = fn(pa.Table.from_batches([record_batch]))
+                out = fn.select(pa.Table.from_batches([record_batch]))
                 if len(out["y"]):
                     yield out
 
