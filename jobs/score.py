@@ -2,8 +2,8 @@
 --out SCORES [...]`.
 
 Takes the same arguments as `mer-ray score`; inside a submitted job Ray connects to the cluster
-through $RAY_ADDRESS, which `ray job submit` sets. The model run directories and --out must be
-reachable from every node (shared storage or a pyarrow URI for --out).
+through $RAY_ADDRESS, which `ray job submit` sets. The archive, the model run directories and
+--out must be reachable from every node (shared storage or a pyarrow URI: s3://, gs://, file://).
 """
 import sys
 from pathlib import Path

@@ -12,8 +12,8 @@ HELP = "write a copy of a video with face boxes, per-keyframe and fused emotions
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="input video")
     p.add_argument("-o", "--out", required=True, help="output .mp4")
-    p.add_argument("--visual", help="visual model run directory")
-    p.add_argument("--audio", help="audio model run directory")
+    p.add_argument("--visual", help="visual model run directory (path or URI)")
+    p.add_argument("--audio", help="audio model run directory (path or URI)")
     p.add_argument("--fusion-weights", default="0.5,0.5",
                    help="'w_visual,w_audio' or a JSON file from tune-fusion")
     p.add_argument("--skip", type=int, default=SKIP_NO, help="keep every SKIP-th frame (thesis: 10)")

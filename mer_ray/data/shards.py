@@ -25,11 +25,9 @@ PART_PREFIX = "part-"
 
 def resolve(uri_or_path: str) -> tuple[pafs.FileSystem, str]:
     """(filesystem, path) for a local path, file://, s3://, gs:// ... URI."""
-    if "://" in uri_or_path:
-        return pafs.FileSystem.from_uri(uri_or_path)
-    import os
+    from mer_ray.storage import resolve_fs
 
-    return pafs.LocalFileSystem(), os.path.abspath(uri_or_path)
+    return resolve_fs(uri_or_path)
 
 
 def new_shard_id() -> str:
@@ -109,6 +107,16 @@ class ShardStore:
         with self.fs.open_output_stream(tmp) as fh:
             fh.write(data)
         self.fs.move(tmp, final)
+
+    def read_json(self, name: str) -> dict | None:
+        """``OUT/<name>`` parsed, or None when it does not exist."""
+        import json
+
+        path = f"{self.root}/{name}"
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with self.fs.open_input_stream(path) as fh:
+            return json.loads(fh.read().decode())
 
     def read(self, name: str, columns: Iterable[str] | None = None) -> pa.Table:
         """All committed rows of one table (empty table with the schema when none)."""

@@ -1,4 +1,5 @@
-"""List the inputs of a job: a folder (any nesting), a glob, a single file, or a CSV manifest.
+"""List the inputs of a job: a folder (any nesting), a glob, a single file, or a CSV manifest;
+local paths or pyarrow URIs (s3://, gs://, file://; no globs), which stay URIs in ``path``.
 
 Labels come from RAVDESS file names (corpus ``ravdess``), from the manifest's ``label`` column
 (corpus ``manifest``), or are absent (corpus ``folder``). Nothing here opens a media file.
@@ -10,10 +11,11 @@ import glob
 import hashlib
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
 from mer_ray.config import EMOTION_INDEX
 from mer_ray.labels import normalize_label, parse_ravdess_name
+from mer_ray.storage import is_uri, join, name_of, parent, read_bytes, resolve_fs
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".flv", ".wmv"})
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus"})
@@ -51,9 +53,12 @@ def video_id_for(rel_path: str) -> str:
 
 
 def list_inputs(source: str, corpus: str = "auto") -> list[InputItem]:
-    """All inputs of ``source``, sorted by path; raises FileNotFoundError / ValueError clearly."""
+    """All inputs of ``source``, sorted by path; raises FileNotFoundError / ValueError clearly.
+    ``source`` may be a local path or a pyarrow URI (s3://, gs://, file://; no globs)."""
     if corpus not in CORPORA:
         raise ValueError(f"unknown corpus {corpus!r}; expected one of {', '.join(CORPORA)}")
+    if is_uri(source):
+        return _from_uri(source, corpus)
     if source.lower().endswith(".csv") or corpus == "manifest":
         return _from_manifest(Path(source))
     if any(ch in source for ch in "*?["):
@@ -77,19 +82,50 @@ def _walk_media(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def _modality_from_extension(path: Path) -> str:
+def _from_uri(source: str, corpus: str) -> list[InputItem]:
+    """A URI folder (recursive), single file or CSV manifest; paths stay URIs."""
+    import pyarrow.fs as pafs
+
+    base = source.partition("?")[0]
+    if any(ch in base.partition("://")[2] for ch in "*?["):
+        raise ValueError(f"globs are not supported on URIs ({source}): give the folder URI "
+                         "or a CSV manifest")
+    if base.lower().endswith(".csv") or corpus == "manifest":
+        return _from_manifest_uri(source)
+    fs, root = resolve_fs(source)
+    info = fs.get_file_info(root)
+    if info.type == pafs.FileType.File:
+        return [_item(source, name_of(source), corpus)]
+    if info.type != pafs.FileType.Directory:
+        raise FileNotFoundError(f"input not found: {source} (expected a folder, a file or a "
+                                ".csv manifest)")
+    rels = []
+    for f in fs.get_file_info(pafs.FileSelector(root, recursive=True)):
+        rel = PurePosixPath(f.path).relative_to(PurePosixPath(root)).as_posix()
+        if (f.type == pafs.FileType.File and PurePosixPath(rel).suffix.lower() in MEDIA_EXTENSIONS
+                and not any(part.startswith(".") for part in rel.split("/"))):
+            rels.append(rel)
+    return sorted((_item(join(source, rel), rel, corpus) for rel in rels), key=lambda it: it.path)
+
+
+def _modality_from_extension(path: PurePath) -> str:
     return "audio-only" if path.suffix.lower() in AUDIO_EXTENSIONS else "unknown"
 
 
 def _from_name(path: Path, root: Path, corpus: str) -> InputItem:
-    rel = os.path.relpath(path, root)
-    item = InputItem(path=str(path.resolve()), video_id=video_id_for(rel), corpus="folder",
-                     modality=_modality_from_extension(path))
-    name = parse_ravdess_name(path) if corpus in ("auto", "ravdess") else None
+    return _item(str(path.resolve()), os.path.relpath(path, root), corpus)
+
+
+def _item(path: str, rel: str, corpus: str) -> InputItem:
+    """The item of a folder/glob/single-file input from its name; ``rel``: path below the root."""
+    name_path = PurePosixPath(name_of(path))
+    item = InputItem(path=path, video_id=video_id_for(rel), corpus="folder",
+                     modality=_modality_from_extension(name_path))
+    name = parse_ravdess_name(name_path) if corpus in ("auto", "ravdess") else None
     if name is None:
         if corpus == "ravdess":
             item.corpus = "ravdess"
-            item.drop_reason = f"not a RAVDESS file name: {path.name}"
+            item.drop_reason = f"not a RAVDESS file name: {name_path.name}"
         return item
     item.corpus = "ravdess"
     item.actor = name.actor
@@ -108,20 +144,46 @@ def _from_manifest(manifest: Path) -> list[InputItem]:
     if not manifest.is_file():
         raise FileNotFoundError(f"manifest not found: {manifest}")
     with manifest.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        if not reader.fieldnames or "path" not in reader.fieldnames:
-            raise ValueError(f"{manifest}: a manifest needs a header with a 'path' column "
-                             f"(and optionally 'label', 'speaker'); got {reader.fieldnames}")
-        rows = list(reader)
-    items = [_manifest_item(row, manifest.parent) for row in rows]
+        return _manifest_items(fh, str(manifest), str(manifest.parent))
+
+
+def _from_manifest_uri(manifest: str) -> list[InputItem]:
+    import io
+
+    try:
+        data = read_bytes(manifest)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"manifest not found: {manifest}") from None
+    return _manifest_items(io.StringIO(data.decode("utf-8-sig"), newline=""), manifest,
+                           parent(manifest))
+
+
+def _manifest_items(fh, name: str, base: str) -> list[InputItem]:
+    reader = csv.DictReader(fh)
+    if not reader.fieldnames or "path" not in reader.fieldnames:
+        raise ValueError(f"{name}: a manifest needs a header with a 'path' column "
+                         f"(and optionally 'label', 'speaker'); got {reader.fieldnames}")
+    items = [_manifest_item(row, base) for row in reader]
     return sorted(items, key=lambda it: it.path)
 
 
-def _manifest_item(row: dict, base: Path) -> InputItem:
+def _manifest_path(raw: str, base: str) -> str:
+    """A manifest entry as a path: URIs and absolute paths as given, relative ones below the
+    manifest's folder (a URI folder for a remote manifest)."""
+    if is_uri(raw):
+        return raw
+    if os.path.isabs(raw):
+        return str(Path(raw).resolve())
+    if is_uri(base):
+        return join(base, PurePosixPath(raw.replace(os.sep, "/")).as_posix())
+    return str((Path(base) / raw).resolve())
+
+
+def _manifest_item(row: dict, base: str) -> InputItem:
     raw = row["path"].strip()
-    path = Path(raw) if os.path.isabs(raw) else base / raw
-    item = InputItem(path=str(path.resolve()), video_id=video_id_for(raw), corpus="manifest",
-                     modality=_modality_from_extension(path),
+    path = _manifest_path(raw, base)
+    item = InputItem(path=path, video_id=video_id_for(raw), corpus="manifest",
+                     modality=_modality_from_extension(PurePosixPath(name_of(path))),
                      speaker=(row.get("speaker") or "").strip() or None)
     label = (row.get("label") or "").strip()
     if label:

@@ -5,6 +5,8 @@ The score job loads bundles through VisualPredictor / AudioPredictor only; both 
 the saved model. An audio bundle is a Keras MLP (model.keras) or a scikit-learn SVM pipeline
 (model.skops, loaded without pickle); bundle.json says which recipe (feature column, length)
 it needs and whether features are speaker-normalised first (models/speaker_norm.py).
+A bundle may be a local directory or a URI (s3://, gs://, file://): predictors load it from a
+node-local cached copy (local_bundle_dir).
 """
 from __future__ import annotations
 
@@ -75,13 +77,16 @@ def write_bundle_info(run_dir: str, info: BundleInfo) -> BundleInfo:
 
 
 def load_bundle_info(run_dir: str) -> BundleInfo:
-    """Read run_dir/bundle.json; ValueError with the reason if run_dir is not a bundle."""
-    path = Path(run_dir) / BUNDLE_FILE
-    if not path.is_file():
+    """Read run_dir/bundle.json (a local path or URI; only that file is read); ValueError
+    with the reason if run_dir is not a bundle."""
+    from mer_ray.storage import join, read_bytes
+
+    path = join(run_dir, BUNDLE_FILE)
+    if not _is_file(path):
         raise ValueError(f"{run_dir} is not a model bundle: {BUNDLE_FILE} missing "
                          "(expected a run directory written by train-visual / train-audio)")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_bytes(path).decode())
         info = BundleInfo(**{f.name: data[f.name] if f.name not in BUNDLE_DEFAULTS
                              else data.get(f.name, BUNDLE_DEFAULTS[f.name])
                              for f in fields(BundleInfo)})
@@ -91,24 +96,50 @@ def load_bundle_info(run_dir: str) -> BundleInfo:
         raise ValueError(f"{path}: unknown kind {info.kind!r}")
     if list(info.classes) != list(EMOTIONS):
         raise ValueError(f"{path}: classes {info.classes} differ from {list(EMOTIONS)}")
-    if not (Path(run_dir) / info.model_file).is_file():
+    if not _is_file(join(run_dir, info.model_file)):
         raise ValueError(f"{run_dir}: model file {info.model_file} missing")
     return info
+
+
+def _is_file(path: str) -> bool:
+    import pyarrow.fs as pafs
+
+    from mer_ray.storage import file_info
+
+    return file_info(path).type == pafs.FileType.File
+
+
+SMALL_FILE_BYTES = 1 << 20
+
+
+def local_bundle_dir(run_dir: str) -> str:
+    """A local directory holding the bundle: ``run_dir`` itself if local; for a URI, a copy of
+    bundle.json, the model file and the small JSON files in this node's cache
+    (storage.cache_root, ``$MER_RAY_CACHE``), downloaded once per node and model version."""
+    from mer_ray.storage import cache_root, fetch_dir, is_uri
+
+    if not is_uri(run_dir):
+        return run_dir
+    info = load_bundle_info(run_dir)
+    return fetch_dir(run_dir, cache_root("bundles"), want=lambda f: (
+        f.base_name in (BUNDLE_FILE, info.model_file)
+        or (f.base_name.endswith(".json") and (f.size or 0) <= SMALL_FILE_BYTES)))
 
 
 class _Predictor:
     kind = ""
 
-    def __init__(self, run_dir: str):
+    def __init__(self, run_dir: str, local_dir: str | None = None):
         import keras
 
         import mer_ray.models.visual  # noqa: F401  (registers the ImagePreprocess layer)
 
         self.run_dir = run_dir
-        self.info = load_bundle_info(run_dir)
+        local_dir = local_dir or local_bundle_dir(run_dir)
+        self.info = load_bundle_info(local_dir)
         if self.info.kind != self.kind:
             raise ValueError(f"{run_dir} holds a {self.info.kind} model, not {self.kind}")
-        self.model = keras.saving.load_model(os.path.join(run_dir, self.info.model_file),
+        self.model = keras.saving.load_model(os.path.join(local_dir, self.info.model_file),
                                              compile=False)
         self.input_shape = tuple(self.model.inputs[0].shape[1:])
 
@@ -154,15 +185,16 @@ class AudioPredictor(_Predictor):
     kind = "audio"
 
     def __init__(self, run_dir: str):
-        info = load_bundle_info(run_dir)
+        local_dir = local_bundle_dir(run_dir)
+        info = load_bundle_info(local_dir)
         if info.kind == "audio" and info.classifier == "svm":
             from mer_ray.models.audio_svm import load_svm
 
             self.run_dir, self.info = run_dir, info
-            self.model = load_svm(os.path.join(run_dir, info.model_file))
+            self.model = load_svm(os.path.join(local_dir, info.model_file))
             self.input_shape = (int(self.model.n_features_in_),)
         else:
-            super().__init__(run_dir)
+            super().__init__(run_dir, local_dir)
 
     @property
     def n_features(self) -> int:

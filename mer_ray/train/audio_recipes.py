@@ -123,7 +123,13 @@ def _normalise_table(table: pa.Table, column: str, stats: SpeakerStats) -> pa.Ta
 
 def train_audio(cfg: TrainAudioConfig, progress: bool = False):
     """Train one audio model per ``cfg`` (recipe, classifier, speaker_norm) and write its run
-    directory; returns runner.TrainOutcome."""
+    directory (a local path or URI: see rundir.train_to_uri); returns runner.TrainOutcome."""
+    from mer_ray.storage import is_uri
+
+    if is_uri(cfg.out):
+        from mer_ray.train.rundir import train_to_uri
+
+        return train_to_uri(train_audio, cfg, progress=progress)
     if cfg.classifier == "svm":
         from mer_ray.train.svm import train_svm
 

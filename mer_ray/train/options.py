@@ -12,8 +12,9 @@ def add_common_arguments(p: argparse.ArgumentParser, *, epochs: int, batch_size:
                          checkpoint_every: int) -> None:
     from mer_ray.commands.preprocess import add_ray_arguments
 
-    p.add_argument("shards", help="a `mer-ray preprocess` / `ingest-images` output directory")
-    p.add_argument("--out", required=True, help="run directory (model.keras, metrics.json, ...)")
+    p.add_argument("shards", help="a `mer-ray preprocess` / `ingest-images` output directory (path or URI)")
+    p.add_argument("--out", required=True, help="run directory (model.keras, metrics.json, ...); a URI is written "
+                        "locally and uploaded at the end, bundle.json last")
     p.add_argument("--protocol", default="actor5fold", choices=PROTOCOLS,
                    help="actor5fold (default, actor-independent), loso (leave one actor out), "
                         "thesis (random 80/20 over rows: leaky, for reproducing the thesis)")
@@ -38,7 +39,8 @@ def add_common_arguments(p: argparse.ArgumentParser, *, epochs: int, batch_size:
     p.add_argument("--keep-checkpoints", action="store_true",
                    help="keep the last Ray Train checkpoint (OUT/_ray) after success")
     p.add_argument("--storage", default=None,
-                   help="Ray Train storage path (default OUT/_ray; use shared storage on a cluster)")
+                   help="Ray Train storage path or URI (default OUT/_ray; use shared storage on a "
+                        "cluster)")
     p.add_argument("--seed", type=int, default=0)
     add_ray_arguments(p)
 

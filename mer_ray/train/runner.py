@@ -22,7 +22,7 @@ from mer_ray.train.data import TrainData, iter_split_local, plan_data, split_dat
 log = logging.getLogger(__name__)
 
 CACHE_VAL_BYTES = 1 << 30     # rank 0 keeps the validation faces in memory below this size
-RAY_DIR = "_ray"
+RAY_DIR = rundir.RAY_DIR
 RUN_NAME = "train"
 LEAKY_NOTE = ("thesis protocol: random split over rows; frames/clips of the same actor are on "
               "both sides, so this accuracy is optimistic (leaky), not actor-independent")
@@ -175,7 +175,8 @@ def _test_hooks_from_env() -> dict:
 
 def train(cfg: TrainVisualConfig | TrainAudioConfig, progress: bool = False,
           test_hooks: dict | None = None) -> TrainOutcome:
-    """Run one training job end to end and write its run directory (``cfg.out``).
+    """Run one training job end to end and write its run directory (``cfg.out``, a local
+    path or a URI: see rundir.train_to_uri).
 
     ``progress``: print one line per epoch (loss, accuracy, validation accuracy).
 
@@ -183,7 +184,10 @@ def train(cfg: TrainVisualConfig | TrainAudioConfig, progress: bool = False,
     _test_hooks_from_env).
     """
     from mer_ray.runtime import init_ray
+    from mer_ray.storage import is_uri
 
+    if is_uri(cfg.out):
+        return rundir.train_to_uri(train, cfg, progress=progress, test_hooks=test_hooks)
     kind = _kind(cfg)
     # Ray Train's controller polls workers every 2 s by default, which caps reports (and so
     # checkpoints) at one per 2 s; only effective when this process starts Ray itself.
