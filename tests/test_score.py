@@ -18,6 +18,7 @@ EXPECTED = {
     "truncated": ("truncated", "none"),
     "text_as_mp4": ("not_media", "none"),
     "no_audio": ("no_audio", "visual_only"),
+    "video_only": ("video_only", "visual_only"),      # RAVDESS modality 02: as in preprocess
     "audio_only": ("audio_only", "audio_only"),
     "no_face": ("no_face", "audio_only"),
     "calm": ("ok", "audio_visual"),
@@ -236,6 +237,7 @@ def test_rich_recipe_audio_model_gets_its_own_vector(mixed_archive, tiny_bundles
     assert scores["fusion_mode"] == "audio_only" and scores["visual_probs"] is None
     np.testing.assert_allclose(scores["audio_probs"], direct, atol=1e-5)
 
-    info = replace(load_bundle_info(str(run)), speaker_norm=True)      # not supported: says so
-    with pytest.raises(ValueError, match="per speaker"):
+    info = replace(load_bundle_info(str(run)), speaker_norm=True)
+    check_audio_bundle(info, str(run), speaker_norm=True)          # score: its finalize pass
+    with pytest.raises(ValueError, match="per speaker"):             # one video (annotate): no
         check_audio_bundle(info, str(run))

@@ -27,8 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speaker-norm", action="store_true",
                    help="z-score each speaker's clips with that speaker's own (unlabeled) clip "
                         "statistics. Helps only with many emotionally varied clips per "
-                        "speaker; off by default. `mer-ray score` does not support such "
-                        "models yet (it refuses them with a clear error)")
+                        "speaker; off by default. `mer-ray score` scores such models in two "
+                        "passes (statistics over every scored clip of each speaker); "
+                        "`annotate` (one video) cannot")
     p.add_argument("--feature-column", default=None,
                    help="clips column with the feature vectors (default: the recipe's, "
                         "audio_rich_features / audio_features)")

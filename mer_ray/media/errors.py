@@ -26,6 +26,15 @@ FAILED_STATUSES = frozenset({EMPTY_FILE, UNREADABLE, NOT_MEDIA, TRUNCATED, TOO_L
 ALL_STATUSES = USABLE_STATUSES | FAILED_STATUSES | {DROPPED}
 
 
+def expected_status(status: str, error: str | None, modality: str | None) -> tuple[str, str | None]:
+    """(status, error) of an extraction given what the input's name says it holds: a RAVDESS
+    modality-02 (``video-only``) file has no audio track by design, so NO_AUDIO -> VIDEO_ONLY
+    (no error). Preprocess and score both apply it."""
+    if modality == "video-only" and status == NO_AUDIO:
+        return VIDEO_ONLY, None
+    return status, error
+
+
 class MediaError(Exception):
     """A media function could not read an input; ``status`` is one of FAILED_STATUSES
     (or NO_AUDIO for a missing audio track), ``str(err)`` the human reason."""

@@ -20,6 +20,7 @@ FACES_COL = "_faces"                 # list<binary>: raw 200x200x3 RGB crops, on
 FACE_PROBS_COL = "_face_probs"       # list<list<float32>>: visual model output per face
 AUDIO_FEATURES_COL = "_audio_input"   # list<float32>: the audio model's input vector (its recipe)
 AUDIO_PROBS_COL = "_audio_probs"     # list<float32>: audio model output, null without audio
+                                     # (and until the finalize pass for speaker-norm models)
 
 FACE_CHUNK = 256                     # faces per predictor call: ~123 MB as float32
 
@@ -73,7 +74,10 @@ def predict_faces(predictor, batch: pa.Table) -> pa.Table:
 
 
 def predict_audio(predictor, batch: pa.Table) -> pa.Table:
-    """Add AUDIO_PROBS_COL and t_audio_s to ``batch``, drop AUDIO_FEATURES_COL."""
+    """Add AUDIO_PROBS_COL and t_audio_s to ``batch``, drop AUDIO_FEATURES_COL. A
+    speaker-normalised model cannot predict yet (see :func:`defer_audio`)."""
+    if getattr(predictor.info, "speaker_norm", False):
+        return defer_audio(batch)
     features = batch.column(AUDIO_FEATURES_COL).to_pylist()
     rows = [i for i, f in enumerate(features) if f is not None]
     probs: list = [None] * len(features)
@@ -89,6 +93,18 @@ def predict_audio(predictor, batch: pa.Table) -> pa.Table:
     table = batch.drop_columns([AUDIO_FEATURES_COL])
     table = table.append_column(AUDIO_PROBS_COL, pa.array(probs, PROBS_TYPE))
     return _set_column(table, "t_audio_s", pa.array(t_audio, pa.float32()))
+
+
+def defer_audio(batch: pa.Table) -> pa.Table:
+    """Speaker-normalised audio model: keep each row's raw vector as AUDIO_INPUT, probabilities
+    null; score/speaker_pass.py predicts them once every clip of each speaker is scored."""
+    from mer_ray.score.schema import AUDIO_INPUT
+
+    features = batch.column(AUDIO_FEATURES_COL)
+    table = batch.drop_columns([AUDIO_FEATURES_COL])
+    table = _set_column(table, AUDIO_INPUT, features.cast(PROBS_TYPE))
+    table = table.append_column(AUDIO_PROBS_COL, pa.nulls(len(table), PROBS_TYPE))
+    return _set_column(table, "t_audio_s", pa.nulls(len(table), pa.float32()))
 
 
 def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
@@ -120,17 +136,19 @@ class VisualStage:
         return predict_faces(self.predictor, batch)
 
 
-def check_audio_bundle(info, run_dir: str) -> None:
-    """The score job feeds a recipe's feature vector clip by clip; say so if a bundle needs more."""
+def check_audio_bundle(info, run_dir: str, speaker_norm: bool = False) -> None:
+    """The score job feeds a recipe's feature vector clip by clip; say so if a bundle needs more.
+    ``speaker_norm``: the caller can z-score per speaker (the score job's finalize pass);
+    one-video callers (annotate) cannot."""
     from mer_ray.config import AUDIO_RECIPES
 
     if info.feature_column not in AUDIO_RECIPES.values():
         raise ValueError(f"{run_dir}: audio model wants column '{info.feature_column}', which the "
                          f"score job cannot compute (it can: {sorted(AUDIO_RECIPES.values())})")
-    if getattr(info, "speaker_norm", False):
+    if getattr(info, "speaker_norm", False) and not speaker_norm:
         raise ValueError(f"{run_dir}: this audio model z-scores features per speaker, which needs "
-                         "every clip of a speaker before the first prediction; the streaming score "
-                         "job does not support that yet (train without --speaker-norm)")
+                         "every clip of a speaker; one video is not enough (score the speaker's "
+                         "clips with `mer-ray score`, or train without --speaker-norm)")
 
 
 class AudioStage:
@@ -141,7 +159,7 @@ class AudioStage:
         from mer_ray.models.bundle import AudioPredictor
 
         self.predictor = AudioPredictor(run_dir)
-        check_audio_bundle(self.predictor.info, run_dir)
+        check_audio_bundle(self.predictor.info, run_dir, speaker_norm=True)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return predict_audio(self.predictor, batch)

@@ -6,6 +6,7 @@ Layout::
     OUT/timeline/part-<shard>.parquet   one row per keyframe (TIMELINE_SCHEMA), with --timeline
     OUT/run.json                        config, model ids, fusion weights of the last run
     OUT/summary.json                    counts per status / fusion mode, videos/s, timings
+    OUT/speaker_stats.json              per-speaker feature statistics used (speaker-norm audio)
 """
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ SCORES_DIR = "scores"
 TIMELINE_DIR = "timeline"
 RUN_FILE = "run.json"
 SUMMARY_FILE = "summary.json"
+SPEAKER_STATS_FILE = "speaker_stats.json"
+AUDIO_INPUT = "audio_input"
+"""Column with the audio model's raw input vector; filled only for a speaker-normalised audio
+model, whose probabilities the finalize pass computes from it (score/speaker_pass.py)."""
 
 NO_SIGNAL = "no_signal"
 """Score-level status: the input decoded but gave neither a face nor audio, so nothing was scored."""
@@ -59,6 +64,7 @@ SCORES_SCHEMA = pa.schema([
     ("t_fusion_s", pa.float32()),
     ("visual_model_id", pa.string()),
     ("audio_model_id", pa.string()),
+    (AUDIO_INPUT, pa.list_(pa.float32())),  # raw audio vector: speaker-norm audio models only
 ])
 
 TIMELINE_SCHEMA = pa.schema([
