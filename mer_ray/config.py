@@ -28,6 +28,7 @@ SKIP_NO = 10                 # one keyframe every 10 frames (thesis Alg. 3.4)
 FACE_SIZE = 200              # face crops are FACE_SIZE x FACE_SIZE x 3 RGB uint8
 DETECT_WIDTH = 320           # Haar runs on a grey frame downscaled to this width (benchmarks/preprocess.py
                              # checks it finds the same faces as full-frame detection)
+REDETECT_EVERY = 6           # full-frame face search every 6th keyframe; in between, near the last face
 SAMPLE_RATE = 22_050         # librosa's default rate, used by the thesis features
 N_THESIS_FEATURES = 162      # ZCR 1 + chroma 12 + MFCC 20 + RMS 1 + mel 128
 AUDIO_AUG_COPIES = 2         # augmented copies per clip: training data triples (Alg. 3.2)
@@ -79,6 +80,7 @@ class PreprocessConfig(ConfigMixin):
     max_keyframes: int = 512          # per video; long videos get a larger stride (bounded memory)
     max_audio_s: float = 600.0        # audio beyond this is not decoded (bounded memory)
     detect_width: int = DETECT_WIDTH  # Haar runs on a grey frame downscaled to this width
+    redetect_every: int = REDETECT_EVERY  # full-frame face search every N keyframes, else near the last face
     audio_aug_copies: int = AUDIO_AUG_COPIES
     rich_audio: bool = True           # also store the rich-recipe audio vector (issue 7)
     seed: int = 0
@@ -116,6 +118,7 @@ class ScoreConfig(ConfigMixin):
     max_keyframes: int = 512
     max_audio_s: float = 600.0
     detect_width: int = DETECT_WIDTH
+    redetect_every: int = REDETECT_EVERY
     max_file_mb: float = 4096.0
     ray: RayConfig = field(default_factory=RayConfig)
 

@@ -113,3 +113,87 @@ def test_crop_face_shape_dtype_and_rgb_order():
     assert small.shape == (32, 32, 3) and (small == 0).all()
     with pytest.raises(ValueError):
         crop_face(frame, (200, 200, 10, 10))
+
+
+def _clip_keyframes_bgr(emotion: str, actor: int, size=(1280, 720), seconds=2.0) -> list:
+    cfg = SampleConfig(width=size[0], height=size[1], seconds=seconds)
+    frames = list(clip_frames(ClipSpec(emotion, actor, 0, 1, 1, 1), cfg))
+    return [np.ascontiguousarray(rgb[..., ::-1]) for rgb in frames[::10]]
+
+
+@pytest.mark.parametrize("emotion", ["angry", "surprise"])
+def test_tracker_finds_the_faces_full_search_finds_with_fewer_full_searches(emotion):
+    from mer_ray.media.faces import FaceTracker
+
+    detector = FaceDetector()
+    frames = _clip_keyframes_bgr(emotion, 1)
+    plain = [detector.detect(f) for f in frames]
+    tracker = FaceTracker(detector, redetect_every=6)
+    tracked = [tracker(f) for f in frames]
+    assert [b is None for b in tracked] == [b is None for b in plain]
+    assert all(_iou(a, b) > 0.6 for a, b in zip(plain, tracked) if a is not None)
+    assert tracker.full_searches < len(frames) / 2
+
+
+@pytest.mark.real_data
+def test_tracker_agrees_with_full_search_on_the_real_clip(real_video):
+    from mer_ray.media.faces import FaceTracker
+
+    detector = FaceDetector()
+    _, keyframes = read_keyframes(str(real_video), skip=10)
+    plain = [detector.detect(k.image) for k in keyframes]
+    tracker = FaceTracker(detector)
+    tracked = [tracker(k.image) for k in keyframes]
+    assert _within_5_percent(sum(b is not None for b in tracked), sum(b is not None for b in plain))
+    ious = [_iou(a, b) for a, b in zip(plain, tracked) if a is not None and b is not None]
+    assert ious and min(ious) > 0.6
+    assert tracker.full_searches < len(keyframes) / 2
+
+
+def test_redetect_every_1_is_the_plain_detector():
+    from mer_ray.media.faces import FaceTracker
+
+    detector = FaceDetector()
+    frames = _clip_keyframes_bgr("happy", 2, seconds=1.0)
+    tracker = FaceTracker(detector, redetect_every=1)
+    assert [tracker(f) for f in frames] == [detector.detect(f) for f in frames]
+    assert tracker.full_searches == len(frames)
+    with pytest.raises(ValueError):
+        FaceTracker(detector, redetect_every=0)
+
+
+def test_tracker_switches_to_a_larger_face_at_the_next_full_search():
+    """A bigger face that appears elsewhere is the largest face from the next full search on."""
+    import cv2
+
+    from mer_ray.media.faces import FaceTracker
+
+    big = _clip_keyframes_bgr("neutral", 1, seconds=0.1)[0]        # 1280x720, face ~290 px
+    detector = FaceDetector()
+    x, y, w, h = detector.detect(big)
+    m = w // 4
+    big_face = big[max(0, y - m):y + h + m, max(0, x - m):x + w + m]
+    canvas = np.full((720, 1280, 3), 90, np.uint8)
+    one = canvas.copy()
+    one[:360, :640] = cv2.resize(big, (640, 360), interpolation=cv2.INTER_AREA)  # face ~145 px
+    two = one.copy()
+    two[720 - big_face.shape[0]:, 1280 - big_face.shape[1]:] = big_face
+    detector = FaceDetector()
+    assert detector.detect(one)[0] < 400 and detector.detect(two)[0] >= 640
+    tracker = FaceTracker(detector, redetect_every=3)
+    boxes = [tracker(f) for f in [one, two, two, two]]
+    assert boxes[0][0] < 400 and boxes[1][0] < 400  # tracking keeps the first face ...
+    assert boxes[3][0] >= 640                        # ... until the full search (3rd keyframe)
+    assert tracker.full_searches == 2
+
+
+def test_detect_near_looks_only_near_the_box():
+    detector = FaceDetector()
+    frame = _clip_keyframes_bgr("happy", 1, seconds=0.1)[0]
+    box = detector.detect(frame)
+    assert box is not None
+    near = detector.detect_near(frame, box)
+    assert near is not None and _iou(near, box) > 0.6
+    x, y, w, h = box
+    far = (0 if x > frame.shape[1] / 2 else frame.shape[1] - w // 2, 0, w // 2, h // 2)
+    assert detector.detect_near(frame, far) is None

@@ -60,7 +60,8 @@ def test_face_crops_and_keyframes(preprocessed):
     clips, frames = read(out, "clips"), read(out, "frames")
     ok = clips[clips.status == "ok"]
     # 1.0 s at 30 fps, skip 10 -> keyframes 0, 10, 20
-    assert set(ok.keyframes) == {3} and set(ok.frames_decoded) == {30}
+    assert set(ok.keyframes) == {3}
+    assert ((ok.frames_decoded >= 3) & (ok.frames_decoded <= 30)).all()  # non-ref frames skipped
     assert (ok.faces_found + ok.no_face_frames == ok.keyframes).all()
     assert len(frames) == clips.faces_found.sum()
     assert set(frames.face.map(len)) == {FACE_NBYTES}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mer_ray.config import DETECT_WIDTH, SKIP_NO, PreprocessConfig, RayConfig
+from mer_ray.config import DETECT_WIDTH, REDETECT_EVERY, SKIP_NO, PreprocessConfig, RayConfig
 
 NAME = "preprocess"
 HELP = "decode videos, crop faces from keyframes, extract audio features, write Parquet shards"
@@ -19,7 +19,8 @@ def add_ray_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("data_dir", help="RAVDESS tree, any folder of videos/audio, a glob, or a CSV manifest")
+    p.add_argument("data_dir", help="RAVDESS tree, any folder of videos/audio, a glob, or a CSV manifest; "
+                        "local or a URI (s3://, gs://, file://)")
     p.add_argument("--out", required=True, help="output folder (or URI) for the Parquet shards")
     p.add_argument("--corpus", default="auto", choices=["auto", "ravdess", "manifest", "folder"],
                    help="where labels come from (default: RAVDESS names if they parse)")
@@ -29,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-audio-s", type=float, default=600.0, help="decode at most this much audio")
     p.add_argument("--detect-width", type=int, default=DETECT_WIDTH,
                    help="face detection runs on a grey frame scaled to this width (0 = full frame)")
+    p.add_argument("--redetect-every", type=int, default=REDETECT_EVERY,
+                   help="full-frame face search every N keyframes, in between a search near the "
+                        "last face (1 = full search on every keyframe, the thesis way)")
     p.add_argument("--aug-copies", type=int, default=2,
                    help="augmented audio feature vectors per clip (Alg. 3.2; 2 triples the data)")
     p.add_argument("--no-rich-audio", action="store_true",
@@ -47,7 +51,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     return PreprocessConfig(
         data_dir=args.data_dir, out=args.out, corpus=args.corpus, skip=args.skip,
         max_keyframes=args.max_keyframes, max_audio_s=args.max_audio_s,
-        detect_width=args.detect_width, audio_aug_copies=args.aug_copies, seed=args.seed,
+        detect_width=args.detect_width, redetect_every=args.redetect_every,
+        audio_aug_copies=args.aug_copies, seed=args.seed,
         rich_audio=not args.no_rich_audio,
         strict=args.strict, max_file_mb=args.max_file_mb, videos_per_shard=args.videos_per_shard,
         workers=args.workers,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from mer_ray.config import DETECT_WIDTH, SKIP_NO, RayConfig, ScoreConfig
+from mer_ray.config import DETECT_WIDTH, REDETECT_EVERY, SKIP_NO, RayConfig, ScoreConfig
 
 NAME = "score"
 HELP = "score a video archive with both models (Ray Data), fuse (Alg. 3.9), one Parquet row per input"
@@ -12,9 +12,10 @@ HELP = "score a video archive with both models (Ray Data), fuse (Alg. 3.9), one 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from mer_ray.commands.preprocess import add_ray_arguments
 
-    p.add_argument("source", help="folder of videos/audio (recursive), a glob, or a CSV manifest")
-    p.add_argument("--visual", help="visual model run directory (from train-visual)")
-    p.add_argument("--audio", help="audio model run directory (from train-audio)")
+    p.add_argument("source", help="folder of videos/audio (recursive), a glob, or a CSV manifest; "
+                        "local or a URI (s3://, gs://, file://)")
+    p.add_argument("--visual", help="visual model run directory (from train-visual; path or URI)")
+    p.add_argument("--audio", help="audio model run directory (from train-audio; path or URI)")
     p.add_argument("--out", required=True, help="output folder (or URI); re-running resumes")
     p.add_argument("--corpus", default="auto", choices=["auto", "ravdess", "manifest", "folder"],
                    help="where true labels come from, for evaluate (default: RAVDESS names)")
@@ -39,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-audio-s", type=float, default=600.0)
     p.add_argument("--detect-width", type=int, default=DETECT_WIDTH,
                    help="face detection runs on a grey frame scaled to this width")
+    p.add_argument("--redetect-every", type=int, default=REDETECT_EVERY,
+                   help="full-frame face search every N keyframes, in between a search near the "
+                        "last face (1 = full search on every keyframe, the thesis way)")
     p.add_argument("--max-file-mb", type=float, default=4096.0)
     add_ray_arguments(p)
 
@@ -56,7 +60,8 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         extract_workers=args.extract_workers, visual_batch_videos=args.visual_batch,
         audio_batch_videos=args.audio_batch, videos_per_shard=args.videos_per_shard,
         skip=args.skip, max_keyframes=args.max_keyframes, max_audio_s=args.max_audio_s,
-        detect_width=args.detect_width or None, max_file_mb=args.max_file_mb,
+        detect_width=args.detect_width or None, redetect_every=args.redetect_every,
+        max_file_mb=args.max_file_mb,
         ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
 
 
@@ -66,8 +71,13 @@ def format_summary(summary: dict) -> str:
     modes = ", ".join(f"{k} {v}" for k, v in summary["fusion_mode"].items())
     run = summary["this_run"]
     speed = f"{run['videos_per_s']} videos/s" if run["videos_per_s"] else "-"
+    norm = summary.get("speaker_norm")
+    norm_line = "" if norm is None else (
+        f"speaker-normalised audio: {norm['clips']} clips of {norm['speakers']} speakers "
+        f"({len(norm['speakers_with_few_clips'])} with < {norm['min_clips_advised']} clips)\n")
     return (f"{summary['rows']} rows for {summary['inputs_listed']} inputs ({status})\n"
-            f"fusion: {modes}\nthis run: {run['scored']} scored in {run['seconds']} s ({speed})\n"
+            f"fusion: {modes}\n{norm_line}"
+            f"this run: {run['scored']} scored in {run['seconds']} s ({speed})\n"
             f"scores: {summary['out']}/scores/  summary: {summary['out']}/summary.json")
 
 

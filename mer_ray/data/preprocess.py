@@ -44,17 +44,45 @@ def store_for(out: str) -> ShardStore:
     return ShardStore(out, {CLIPS_DIR: CLIPS_SCHEMA, FRAMES_DIR: FRAMES_SCHEMA}, primary=CLIPS_DIR)
 
 
+def extract_input(extractor: Any, path: str) -> Any:
+    """``extractor.extract(path)``; a URI is first copied to a local temp file (deleted after).
+    The size limit is checked on the remote listing before downloading (status too_large), and
+    a missing or unreadable object gets status unreadable, as a local file would."""
+    from mer_ray.media.extract import failed_extraction
+    from mer_ray.storage import TooLargeError, is_uri, local_copy
+
+    if not is_uri(path):
+        return extractor.extract(path)
+    max_mb = getattr(getattr(extractor, "opts", None), "max_file_mb", None)
+    limit = None if max_mb is None else int(max_mb * 2**20)
+    try:
+        with local_copy(path, max_bytes=limit) as local:
+            result = extractor.extract(local, name=path)
+    except TooLargeError as err:
+        return failed_extraction(st.TOO_LARGE, f"file is {err.size / 2**20:.1f} MiB, over the "
+                                               f"{max_mb:g} MiB limit: {path}")
+    except FileNotFoundError:
+        return failed_extraction(st.UNREADABLE, f"no such file: {path}")
+    except OSError as err:
+        return failed_extraction(st.UNREADABLE, f"cannot read {path}: {err}")
+    except Exception as err:  # noqa: BLE001 - one bad input must never kill a job
+        return failed_extraction(st.ERROR, f"{type(err).__name__}: {err}")
+    if result.clip.get("error"):
+        result.clip["error"] = result.clip["error"].replace(local, path)
+    return result
+
+
 def extract_rows(extractor: Any, items: list[dict]) -> pa.Table:
     """Run ``extractor`` over input rows -> one UDF row per input (frames nested)."""
     rows = []
     for item in items:
-        result = extractor.extract(item["path"])
+        result = extract_input(extractor, item["path"])
         frames = [{"frame_index": f["frame_index"], "timestamp_s": f["timestamp_s"],
                    "face": np.ascontiguousarray(f["face"], dtype=np.uint8).tobytes(),
                    "box": [int(v) for v in f["box"]]} for f in result.frames]
         clip = dict(result.clip)
-        if item.get("modality") == "video-only" and clip["status"] == st.NO_AUDIO:
-            clip["status"], clip["error"] = st.VIDEO_ONLY, None   # RAVDESS 02: no audio expected
+        clip["status"], clip["error"] = st.expected_status(clip["status"], clip["error"],
+                                                           item.get("modality"))
         rows.append({**{k: item.get(k) for k in ITEM_COLUMNS}, **clip, FRAMES_COLUMN: frames})
     return to_table(rows, UDF_SCHEMA)
 
@@ -147,12 +175,16 @@ def run_preprocess(cfg: PreprocessConfig) -> dict:
         per_shard = shard_size(len(work), n_actors, cfg.videos_per_shard)
         log.info("%d extraction actor(s) at most, %d videos per shard", n_actors, per_shard)
         rows = [it.to_row() for it in work]
-        ds = ray.data.from_items(rows, override_num_blocks=math.ceil(len(rows) / per_shard))
+        n_blocks = math.ceil(len(rows) / per_shard)
+        ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
+        # every actor starts at once (no scale-up ramp); all of them were there at start
+        pool = ray.data.ActorPoolStrategy(min_size=min(n_actors, n_blocks), max_size=n_actors)
         ds = ds.map_batches(ExtractUDF, fn_constructor_args=(ExtractOptions.from_preprocess(cfg),),
-                            batch_size=per_shard, batch_format="pyarrow",
-                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=n_actors),
+                            batch_size=per_shard, batch_format="pyarrow", compute=pool,
                             num_cpus=1)
-        ds.write_datasink(_make_sink(cfg.out), ray_remote_args={"num_cpus": 0.1})
+        # num_cpus=0: with every CPU held by an extraction actor, a write task that asks for
+        # any CPU waits until extraction ends; at 0 the shards are written as blocks arrive
+        ds.write_datasink(_make_sink(cfg.out), ray_remote_args={"num_cpus": 0})
     summary = summarize(store, cfg, processed=len(work), seconds=time.time() - started)
     return summary
 

@@ -41,7 +41,7 @@ CLIPS_SCHEMA = pa.schema([
     ("fps", pa.float64()),
     ("width", pa.int32()),
     ("height", pa.int32()),
-    ("frames_decoded", pa.int32()),        # frames the decoder produced (grabbed)
+    ("frames_decoded", pa.int32()),        # frames the decoder produced (non-reference ones skipped)
     ("skip_used", pa.int32()),             # keyframe stride actually used
     ("keyframes", pa.int32()),
     ("faces_found", pa.int32()),

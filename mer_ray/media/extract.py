@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mer_ray.config import DETECT_WIDTH, SAMPLE_RATE, SKIP_NO, PreprocessConfig
+from mer_ray.config import (DETECT_WIDTH, REDETECT_EVERY, SAMPLE_RATE, SKIP_NO,
+                            PreprocessConfig)
 from mer_ray.media import errors as st
 from mer_ray.media.errors import MediaError
 
@@ -25,6 +26,7 @@ class ExtractOptions:
     max_keyframes: int = 512
     max_audio_s: float = 600.0
     detect_width: int | None = DETECT_WIDTH
+    redetect_every: int = REDETECT_EVERY  # full-frame face search every N keyframes (1: always)
     audio_aug_copies: int = 2
     seed: int = 0
     max_file_mb: float = 4096.0
@@ -36,8 +38,8 @@ class ExtractOptions:
     @classmethod
     def from_preprocess(cls, cfg: PreprocessConfig) -> "ExtractOptions":
         return cls(skip=cfg.skip, max_keyframes=cfg.max_keyframes, max_audio_s=cfg.max_audio_s,
-                   detect_width=cfg.detect_width, audio_aug_copies=cfg.audio_aug_copies,
-                   rich_audio=cfg.rich_audio,
+                   detect_width=cfg.detect_width, redetect_every=cfg.redetect_every,
+                   audio_aug_copies=cfg.audio_aug_copies, rich_audio=cfg.rich_audio,
                    seed=cfg.seed, max_file_mb=cfg.max_file_mb)
 
 
@@ -59,6 +61,13 @@ def _empty_clip() -> dict:
             "t_decode_s": 0.0, "t_faces_s": 0.0, "t_audio_s": 0.0, "t_total_s": 0.0}
 
 
+def failed_extraction(status: str, reason: str) -> Extraction:
+    """The result for an input that could not be opened at all (e.g. a missing remote object)."""
+    clip = _empty_clip()
+    clip["status"], clip["error"] = status, reason
+    return Extraction(clip=clip)
+
+
 class ClipExtractor:
     """Build once per worker (loads the face detector); call ``extract`` per file."""
 
@@ -68,8 +77,10 @@ class ClipExtractor:
         self.opts = opts or ExtractOptions()
         self.detector = FaceDetector(detect_width=self.opts.detect_width) if self.opts.faces else None
 
-    def extract(self, path: str) -> Extraction:
-        """All media of one file; failures are reported in ``clip['status']`` / ``['error']``."""
+    def extract(self, path: str, name: str | None = None) -> Extraction:
+        """All media of one file; failures are reported in ``clip['status']`` / ``['error']``.
+        ``name``: what the input is called when ``path`` is a temporary copy (seeds the audio
+        augmentation, so results do not depend on where the file was read from)."""
         from mer_ray.media.video import check_file, has_video_stream
 
         start = time.perf_counter()
@@ -79,7 +90,7 @@ class ClipExtractor:
             check_file(path, self.opts.max_file_mb)
             has_video = has_video_stream(path)
             video_err = self._video(path, result) if has_video else None
-            audio_err = self._audio(path, clip) if self.opts.audio else None
+            audio_err = self._audio(path, clip, name or path) if self.opts.audio else None
             clip["status"], clip["error"] = _decide_status(has_video, clip, video_err, audio_err,
                                                            self.opts)
         except MediaError as err:
@@ -91,10 +102,11 @@ class ClipExtractor:
 
     def _video(self, path: str, result: Extraction) -> MediaError | None:
         """Keyframes + face crops into ``result``; the error if the video can't be read."""
-        from mer_ray.media.faces import crop_face
+        from mer_ray.media.faces import FaceTracker, crop_face
         from mer_ray.media.video import KeyframeReader
 
         clip, t_faces = result.clip, 0.0
+        track = FaceTracker(self.detector, self.opts.redetect_every) if self.detector else None
         t0 = time.perf_counter()
         try:
             with KeyframeReader(path, self.opts.skip, self.opts.max_keyframes,
@@ -105,7 +117,7 @@ class ClipExtractor:
                     if self.detector is None:
                         continue
                     t1 = time.perf_counter()
-                    box = self.detector.detect(kf.image)
+                    box = track(kf.image)
                     if box is None:
                         clip["no_face_frames"] += 1
                     else:
@@ -117,7 +129,7 @@ class ClipExtractor:
                             skip_used=reader.skip_used, keyframes=len(result.keyframe_times),
                             faces_found=len(result.frames))
                 if getattr(reader, "stopped_early", False):
-                    clip["error"] = (f"decoding stopped early: {reader.frames_decoded} of "
+                    clip["error"] = (f"decoding stopped early: {reader.frames_seen} of "
                                      f"~{info.frame_count} frames")
         except MediaError as err:
             return err
@@ -126,7 +138,7 @@ class ClipExtractor:
             clip["t_faces_s"] = t_faces
         return None
 
-    def _audio(self, path: str, clip: dict) -> MediaError | None:
+    def _audio(self, path: str, clip: dict, name: str) -> MediaError | None:
         """Decode the track and compute features into ``clip``; the error if it can't."""
         from mer_ray.media.audio import augmented_features, decode_audio, thesis_features
 
@@ -138,7 +150,7 @@ class ClipExtractor:
                         audio_truncated=bool(track.truncated))
             clip["audio_features"] = thesis_features(y, track.sample_rate).tolist()
             if self.opts.audio_aug_copies > 0:
-                seed = zlib.crc32(path.encode()) ^ self.opts.seed
+                seed = zlib.crc32(name.encode()) ^ self.opts.seed
                 aug = augmented_features(y, track.sample_rate, self.opts.audio_aug_copies, seed)
                 clip["audio_aug_features"] = np.asarray(aug).tolist()
             if self.opts.rich_audio:

@@ -5,6 +5,10 @@ the portable default. Detection runs on a grey frame downscaled to ``detect_widt
 (``None`` = full resolution, the thesis-style baseline). The smallest face searched for is
 ``min_face_frac`` of the frame's shorter side in *both* cases, so the two settings look for
 the same faces and find them in the same frames; only the cost differs.
+
+Across the keyframes of one video, :class:`FaceTracker` searches near the last face first
+(a small window, a narrow range of scales) and falls back to the full-frame search on a miss
+and every few keyframes, so a video costs a few full searches instead of one per keyframe.
 """
 from __future__ import annotations
 
@@ -79,6 +83,66 @@ class FaceDetector:
         """The largest face, or None when there is none."""
         boxes = self.detect_all(frame_bgr)
         return boxes[0] if boxes else None
+
+    def detect_near(self, frame_bgr: np.ndarray, box: Box, margin: float = 0.5,
+                    face_px: int = 48, scale_range: float = 1.25) -> Box | None:
+        """The largest face in a window around ``box`` (``margin`` x its size on each side),
+        of a size within ``scale_range`` of it. The window is scaled so that a face of the old
+        size is ``face_px`` pixels: a handful of small scales instead of the whole pyramid."""
+        import cv2
+
+        height, width = frame_bgr.shape[:2]
+        x, y, w, h = box
+        x0, y0 = max(0, int(x - margin * w)), max(0, int(y - margin * h))
+        x1, y1 = min(width, int(x + w + margin * w)), min(height, int(y + h + margin * h))
+        scale = min(1.0, face_px / max(w, h, 1))
+        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+        if x1 <= x0 or y1 <= y0 or min(size) < face_px:
+            return None
+        window = frame_bgr[y0:y1, x0:x1]
+        grey = window if window.ndim == 2 else cv2.cvtColor(window, cv2.COLOR_BGR2GRAY)
+        grey = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        side = max(w, h) * scale
+        lo, hi = max(1, int(side / scale_range)), max(2, int(side * scale_range))
+        found = self._cascade.detectMultiScale(grey, scaleFactor=self.scale_factor,
+                                               minNeighbors=self.min_neighbors,
+                                               minSize=(lo, lo), maxSize=(hi, hi))
+        boxes = [_to_frame(b, scale, x1 - x0, y1 - y0) for b in np.asarray(found).reshape(-1, 4)]
+        if not boxes:
+            return None
+        bx, by, bw, bh = max(boxes, key=lambda b: b[2] * b[3])
+        return (bx + x0, by + y0, bw, bh)
+
+
+class FaceTracker:
+    """The largest face of each keyframe of one video, cheaply.
+
+    A full-frame search (:meth:`FaceDetector.detect`) on the first keyframe, after any miss,
+    and every ``redetect_every`` keyframes (so a larger face that walks in is picked up);
+    in between, a search near the last face (:meth:`FaceDetector.detect_near`). A keyframe
+    counts as faceless only when the full-frame search finds nothing. ``redetect_every=1``
+    is the plain per-keyframe detector. Create one per video.
+    """
+
+    def __init__(self, detector: FaceDetector, redetect_every: int = 6):
+        if redetect_every < 1:
+            raise ValueError(f"redetect_every must be >= 1, got {redetect_every}")
+        self.detector = detector
+        self.redetect_every = redetect_every
+        self.full_searches = 0
+        self._last: Box | None = None
+        self._since_full = 0
+
+    def __call__(self, frame_bgr: np.ndarray) -> Box | None:
+        """The largest face of the next keyframe, or None."""
+        if self._last is not None and self._since_full < self.redetect_every - 1:
+            box = self.detector.detect_near(frame_bgr, self._last)
+            if box is not None:
+                self._last, self._since_full = box, self._since_full + 1
+                return box
+        self.full_searches += 1
+        self._last, self._since_full = self.detector.detect(frame_bgr), 0
+        return self._last
 
 
 def _to_frame(box: np.ndarray, scale: float, width: int, height: int) -> Box:

@@ -1,9 +1,8 @@
 """Probe a video file and decode its keyframes (one frame every ``skip``), streaming.
 
-No Ray here. Decoding uses OpenCV's FFmpeg backend: every frame is ``grab()``-ed (demux +
-decode, unavoidable for inter-coded video) but only keyframes are ``retrieve()``-d (colour
-conversion + copy into a numpy array), and frames are yielded one at a time, so memory stays
-bounded whatever the video length.
+No Ray here. Decoding uses PyAV (FFmpeg): frames that are neither keyframes nor referenced
+by other frames are skipped by the decoder, only keyframes are converted to BGR numpy arrays,
+and frames are yielded one at a time, so memory stays bounded whatever the video length.
 
 Failure statuses (``MediaError.status``):
 
@@ -18,6 +17,7 @@ A decode that ends well before the container's frame count sets ``stopped_early`
 """
 from __future__ import annotations
 
+import itertools
 import math
 import os
 from dataclasses import dataclass
@@ -217,15 +217,23 @@ class KeyframeReader:
             info = reader.info
             for kf in reader: ...
 
+    Decoding uses PyAV (FFmpeg's libavcodec). A packet whose frame is not a keyframe is
+    decoded with ``skip_frame=NONREF``: if no other frame refers to it (e.g. most B-frames)
+    the decoder drops it unseen; reference frames are always decoded, so every keyframe is
+    bit-exact with a full decode at a fraction of the cost. Only keyframes are converted to
+    BGR. Frames stream one at a time, so memory is bounded for any length. A frame's index
+    comes from its timestamp (``round((pts - start) * time_base * fps)``); a stream without
+    timestamps or frame rate is decoded in full and frames are counted instead.
+
     ``skip_used`` is ``max(skip, ceil(frame_count / max_keyframes))`` so long videos get a
     larger stride; at most ``max_keyframes`` keyframes are yielded in any case.
-    ``frames_decoded`` counts grabbed frames; ``keyframes_read`` retrieved ones.
-    ``stopped_early`` is True after iteration if decoding ended below
-    STOPPED_EARLY_FRACTION of the header's frame count (a damaged or cut file).
-    ``decode_threads`` sets FFmpeg's decoder threads (1 in Ray workers; None = OpenCV default).
+    ``frames_decoded`` counts frames the decoder produced, ``frames_seen`` the frame index
+    reached (+1), ``keyframes_read`` the keyframes yielded. ``stopped_early`` is True after
+    iteration if the stream ended below STOPPED_EARLY_FRACTION of the header's frame count
+    (a damaged or cut file). ``decode_threads``: FFmpeg slice threads (None = FFmpeg's default).
     """
 
-    _cap = None
+    _container = None
 
     def __init__(self, path: str, skip: int = 10, max_keyframes: int | None = None,
                  decode_threads: int | None = None):
@@ -237,14 +245,15 @@ class KeyframeReader:
         self.skip = skip
         self.max_keyframes = max_keyframes
         self.frames_decoded = 0
+        self.frames_seen = 0
         self.keyframes_read = 0
         self.stopped_early = False
-        self._pending = False             # frame 0 grabbed at open, not yet consumed
+        self._iterated = False
         self._open(decode_threads)
 
     # -- opening ------------------------------------------------------------------------
     def _open(self, decode_threads: int | None) -> None:
-        import cv2
+        import av
 
         check_file(self.path)
         kind = container_kind(self.path)
@@ -254,26 +263,33 @@ class KeyframeReader:
                              f"not a video container: unknown file signature {head[:8]!r} in {self.path}")
         if not _has_video(self.path, kind):
             raise MediaError(errors.AUDIO_ONLY, f"no video stream ({kind} file): {self.path}")
-        params = [cv2.CAP_PROP_N_THREADS, int(decode_threads)] if decode_threads else []
-        cap = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG, params)
-        if not cap.isOpened():
-            cap.release()
+        try:
+            self._container = av.open(self.path, metadata_errors="ignore")
+        except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
             raise MediaError(errors.TRUNCATED,
                              f"{kind} header found but the video cannot be opened "
-                             f"(truncated or corrupt container): {self.path}")
-        self._cap = cap
-        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        fps = fps if math.isfinite(fps) and fps > 0 else 0.0
-        count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
-        count = int(count) if math.isfinite(count) and count > 0 else 0
-        self.info = VideoInfo(width, height, fps, count, count / fps if fps else 0.0)
-        if width <= 0 or height <= 0 or not cap.grab():
+                             f"(truncated or corrupt container: {exc}): {self.path}") from None
+        if not self._container.streams.video:
+            self.close()
+            raise MediaError(errors.AUDIO_ONLY, f"no video stream ({kind} file): {self.path}")
+        stream = self._stream = self._container.streams.video[0]
+        stream.thread_type = "SLICE"      # frame threads would apply skip_frame to the wrong packet
+        if decode_threads:
+            stream.thread_count = int(decode_threads)
+        self.info = _stream_info(stream)
+        if self.info.width <= 0 or self.info.height <= 0:
+            self.close()
+            raise MediaError(errors.TRUNCATED, f"{kind} container opened but the video stream "
+                                               f"has no frame size: {self.path}")
+        self.skip_used = self._stride()
+        self._start = stream.start_time or 0
+        self._index_scale = (float(stream.time_base) * self.info.fps
+                             if stream.time_base and self.info.fps else 0.0)
+        self._decoded = self._frames()
+        self._first = next(self._decoded, None)      # a header with no decodable frame is
+        if self._first is None:                      # a cut or corrupt file
             self.close()
             raise MediaError(errors.TRUNCATED, f"{kind} container opened but no frame decodes: {self.path}")
-        self.frames_decoded = 1
-        self._pending = True
-        self.skip_used = self._stride()
 
     def _stride(self) -> int:
         if self.max_keyframes and self.info.frame_count:
@@ -281,39 +297,57 @@ class KeyframeReader:
         return self.skip
 
     # -- iteration ----------------------------------------------------------------------
-    def _timestamp(self, index: int) -> float:
-        if self.info.fps:
-            return index / self.info.fps
-        import cv2
+    def _index_of(self, pts: int | None) -> int | None:
+        if pts is None or not self._index_scale:
+            return None
+        return round((pts - self._start) * self._index_scale)
 
-        return float(self._cap.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
+    def _frames(self) -> Iterator[tuple[int, object]]:
+        """(index, frame) for every frame the decoder outputs, non-keyframe non-reference
+        frames skipped where timestamps allow it."""
+        import av
+
+        codec, counted = self._stream.codec_context, 0
+        try:
+            for packet in self._container.demux(self._stream):
+                wanted = self._index_of(packet.pts)
+                skip = wanted is not None and wanted % self.skip_used != 0
+                codec.skip_frame = "NONREF" if skip else "DEFAULT"
+                for frame in packet.decode():
+                    index = self._index_of(frame.pts)
+                    yield (counted if index is None else index), frame
+                    counted += 1
+        except (av.FFmpegError, EOFError):
+            return                        # damaged data: what decoded so far is kept
 
     def __iter__(self) -> Iterator[Keyframe]:
-        if self._cap is None or not self._pending:
+        if self._container is None or self._iterated:
             raise RuntimeError("a KeyframeReader can be iterated once, while open")
-        self._pending = False
-        cap, index = self._cap, 0
-        while True:
-            if index % self.skip_used == 0:
-                ok, image = cap.retrieve()
-                if not ok or image is None:
-                    break
-                self.keyframes_read += 1
-                yield Keyframe(index, self._timestamp(index), image)
-                if self.max_keyframes and self.keyframes_read >= self.max_keyframes:
-                    return              # cap reached on purpose: not "stopped early"
-            if not cap.grab():
-                break
+        self._iterated = True
+        for index, frame in itertools.chain([self._first], self._decoded):
             self.frames_decoded += 1
-            index += 1
+            self.frames_seen = max(self.frames_seen, index + 1)
+            if index % self.skip_used:
+                continue
+            self.keyframes_read += 1
+            image = frame.to_ndarray(format="bgr24")
+            yield Keyframe(index, self._timestamp(index, frame), image)
+            if self.max_keyframes and self.keyframes_read >= self.max_keyframes:
+                return                    # cap reached on purpose: not "stopped early"
         expected = self.info.frame_count
-        self.stopped_early = bool(expected) and self.frames_decoded < STOPPED_EARLY_FRACTION * expected
+        self.stopped_early = bool(expected) and self.frames_seen < STOPPED_EARLY_FRACTION * expected
+
+    def _timestamp(self, index: int, frame) -> float:
+        if self.info.fps:
+            return index / self.info.fps
+        return float(frame.time or 0.0)
 
     # -- lifetime -----------------------------------------------------------------------
     def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
+        if self._container is not None:
+            self._decoded = self._first = None
+            self._container.close()
+            self._container = None
 
     def __enter__(self) -> "KeyframeReader":
         return self
@@ -323,6 +357,19 @@ class KeyframeReader:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _stream_info(stream) -> VideoInfo:
+    """Size, frame rate and frame count from a PyAV video stream's header."""
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    fps = fps if math.isfinite(fps) and fps > 0 else 0.0
+    count = int(stream.frames or 0)
+    if not count and fps and stream.duration and stream.time_base:
+        count = round(float(stream.duration * stream.time_base) * fps)
+    ctx = stream.codec_context
+    return VideoInfo(int(ctx.width or 0), int(ctx.height or 0), fps, count,
+                     count / fps if fps else 0.0)
 
 
 def read_keyframes(path: str, skip: int = 10, max_keyframes: int | None = None) -> tuple[VideoInfo, list[Keyframe]]:

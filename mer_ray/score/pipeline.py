@@ -9,6 +9,8 @@
       -> map_batches(AudioStage, ActorPoolStrategy, GPU opt.)   # audio probabilities
       -> map_batches(fuse_rows)                                 # Alg. 3.9 + status + timeline
       -> write_datasink(ScoreShardSink)                         # atomic shards, scores last
+    [-> speaker_pass.finalize]        # speaker-normalised audio model only: audio probabilities
+                                      # with every scored clip's per-speaker statistics, re-fused
 
 Each stage sees a bounded batch and Ray Data's streaming executor applies backpressure, so
 memory does not grow with the archive. Resuming: inputs whose path is in a committed scores
@@ -16,7 +18,6 @@ shard are skipped; the models and weights must match the earlier run (``run.json
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -33,8 +34,9 @@ from mer_ray.media.extract import ExtractOptions
 from mer_ray.score.fusion import NONE, FusionWeights, fuse
 from mer_ray.score.predictors import (AUDIO_FEATURES_COL, AUDIO_PROBS_COL, FACE_PROBS_COL,
                                       FACES_COL)
-from mer_ray.score.schema import (NO_SIGNAL, PROB_COLUMNS, RUN_FILE, SCHEMAS, SCORES_DIR,
-                                  SCORES_SCHEMA, SUMMARY_FILE, TIMELINE_DIR, TIMELINE_SCHEMA)
+from mer_ray.score.schema import (AUDIO_INPUT, NO_SIGNAL, PROB_COLUMNS, RUN_FILE, SCHEMAS,
+                                  SCORES_DIR, SCORES_SCHEMA, SUMMARY_FILE, TIMELINE_DIR,
+                                  TIMELINE_SCHEMA)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ def extract_options(cfg: ScoreConfig, audio_column: str = "audio_features",
     rich audio vector only when the audio model wants it (``audio_column``)."""
     return ExtractOptions(skip=cfg.skip, max_keyframes=cfg.max_keyframes,
                           max_audio_s=cfg.max_audio_s, detect_width=cfg.detect_width,
+                          redetect_every=cfg.redetect_every,
                           audio_aug_copies=0, max_file_mb=cfg.max_file_mb,
                           faces=cfg.visual is not None, audio=cfg.audio is not None,
                           rich_audio=audio_column == "audio_rich_features",
@@ -84,9 +87,10 @@ def extraction_row(item: dict, result: Any, audio_column: str = "audio_features"
     input is the clip's ``audio_column`` vector."""
     clip = result.clip
     face_at = {f["frame_index"]: i for i, f in enumerate(result.frames)}
+    status, error = st.expected_status(clip["status"], clip["error"], item.get("modality"))
     return {
         **{k: item.get(k) for k in ITEM_COLUMNS},
-        "status": clip["status"], "error": clip["error"],
+        "status": status, "error": error,
         "keyframes": clip["keyframes"], "faces": clip["faces_found"],
         "has_audio": bool(clip["has_audio"]), "duration_s": clip["duration_s"],
         "t_decode_s": clip["t_decode_s"], "t_faces_s": clip["t_faces_s"],
@@ -101,9 +105,11 @@ def extraction_row(item: dict, result: Any, audio_column: str = "audio_features"
 
 
 def extract_rows(extractor: Any, items: list[dict], audio_column: str = "audio_features") -> pa.Table:
+    from mer_ray.data.preprocess import extract_input
     from mer_ray.data.schema import to_table
 
-    rows = [extraction_row(item, extractor.extract(item["path"]), audio_column) for item in items]
+    rows = [extraction_row(item, extract_input(extractor, item["path"]), audio_column)
+            for item in items]
     return to_table(rows, EXTRACTED_SCHEMA)
 
 
@@ -143,7 +149,8 @@ def fuse_row(row: dict, weights: FusionWeights, model_ids: dict[str, str | None]
     failed = row["status"] in st.FAILED_STATUSES
     result = fuse(None if failed else face_probs, None if failed else audio_probs, weights)
     status, error = row["status"], row["error"]
-    if not failed and result.mode == NONE:
+    audio_pending = row.get(AUDIO_INPUT) is not None    # speaker-norm: finalize predicts it
+    if not failed and result.mode == NONE and not audio_pending:
         status = NO_SIGNAL
         error = error or "nothing to score: no face in any keyframe and no audio features"
     w = weights.normalized()
@@ -202,7 +209,8 @@ def split_output(table: pa.Table) -> dict[str, pa.Table]:
 def score_locally(cfg: ScoreConfig, rows: list[dict], extractor: Any = None, visual: Any = None,
                   audio: Any = None) -> dict[str, pa.Table]:
     """The same stages in this process, without Ray (tests, debugging one file): input rows
-    -> {"scores": ..., "timeline": ...}. Pass built extractor/predictors to reuse them."""
+    -> {"scores": ..., "timeline": ...}. Pass built extractor/predictors to reuse them. A
+    speaker-normalised audio model uses the statistics of the rows given here."""
     from mer_ray.media.extract import ClipExtractor
     from mer_ray.models.bundle import AudioPredictor, VisualPredictor
     from mer_ray.score.predictors import predict_audio, predict_faces
@@ -213,9 +221,15 @@ def score_locally(cfg: ScoreConfig, rows: list[dict], extractor: Any = None, vis
     if cfg.visual is not None:
         table = predict_faces(visual or VisualPredictor(cfg.visual), table)
     if cfg.audio is not None:
-        table = predict_audio(audio or AudioPredictor(cfg.audio), table)
-    fused = fuse_rows(table, FusionWeights(cfg.w_visual, cfg.w_audio), model_ids(cfg), cfg.timeline)
-    return split_output(fused)
+        audio = audio or AudioPredictor(cfg.audio)
+        table = predict_audio(audio, table)
+    weights, ids = FusionWeights(cfg.w_visual, cfg.w_audio), model_ids(cfg)
+    out = split_output(fuse_rows(table, weights, ids, cfg.timeline))
+    if cfg.audio is not None and audio.info.speaker_norm:
+        from mer_ray.score.speaker_pass import finalize_table
+
+        out[SCORES_DIR] = finalize_table(out[SCORES_DIR], audio, weights, ids)
+    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -262,16 +276,6 @@ def _make_sink(out: str, timeline: bool, rows_per_shard: int):
     return ScoreShardSink()
 
 
-def _read_json(store: ShardStore, name: str) -> dict | None:
-    import pyarrow.fs as pafs
-
-    path = f"{store.root}/{name}"
-    if store.fs.get_file_info(path).type != pafs.FileType.File:
-        return None
-    with store.fs.open_input_stream(path) as fh:
-        return json.loads(fh.read().decode())
-
-
 def bundle_infos(cfg: ScoreConfig) -> dict[str, Any]:
     """BundleInfo of each model (reads bundle.json only); ValueError if neither is given or a
     bundle is not what the score job can feed."""
@@ -287,7 +291,7 @@ def bundle_infos(cfg: ScoreConfig) -> dict[str, Any]:
         if infos[kind] is not None and infos[kind].kind != kind:
             raise ValueError(f"--{kind} {run_dir} holds a {infos[kind].kind} model")
     if infos["audio"] is not None:
-        check_audio_bundle(infos["audio"], cfg.audio)
+        check_audio_bundle(infos["audio"], cfg.audio, speaker_norm=True)
     return infos
 
 
@@ -304,7 +308,7 @@ def audio_column(cfg: ScoreConfig) -> str:
 
 def check_same_run(store: ShardStore, run: dict, has_rows: bool) -> None:
     """Refuse to mix rows from different models or weights in one output directory."""
-    before = _read_json(store, RUN_FILE)
+    before = store.read_json(RUN_FILE)
     if not has_rows or before is None:
         return
     for key in ("model_ids", "weights", "skip", "timeline"):
@@ -390,9 +394,16 @@ def run_score(cfg: ScoreConfig) -> dict:
         ds = build_dataset(cfg, todo, ids)
         with ProgressLogger(store, SCORES_DIR, total=len(done) + len(todo), already=len(done)):
             ds.write_datasink(_make_sink(cfg.out, cfg.timeline, cfg.videos_per_shard),
-                              ray_remote_args={"num_cpus": 0.1})
+                              ray_remote_args={"num_cpus": 0})
+    speaker_norm = None
+    info = bundle_infos(cfg)["audio"]
+    if info is not None and info.speaker_norm:       # every clip is in: the second pass
+        from mer_ray.score.speaker_pass import finalize
+
+        speaker_norm = finalize(store, cfg.audio, weights, ids)
+        store.write_json(RUN_FILE, {**run, "speaker_norm": speaker_norm})
     return summarize(store, cfg, listed=len(items), scored=len(todo),
-                     seconds=time.time() - started)
+                     seconds=time.time() - started, speaker_norm=speaker_norm)
 
 
 def _mean(values: list) -> float | None:
@@ -400,8 +411,10 @@ def _mean(values: list) -> float | None:
     return round(float(np.mean(vals)), 4) if vals else None
 
 
-def summarize(store: ShardStore, cfg: ScoreConfig, listed: int, scored: int, seconds: float) -> dict:
-    """Counts and timings over everything committed so far; written to OUT/summary.json."""
+def summarize(store: ShardStore, cfg: ScoreConfig, listed: int, scored: int, seconds: float,
+              speaker_norm: dict | None = None) -> dict:
+    """Counts and timings over everything committed so far; written to OUT/summary.json
+    (with the finalize pass's ``speaker_norm`` report when there was one)."""
     cols = store.read(SCORES_DIR, columns=[
         "status", "fusion_mode", "emotion", "t_decode_s", "t_faces_s", "t_audio_features_s",
         "t_visual_s", "t_audio_s", "t_fusion_s"]).to_pydict()
@@ -417,5 +430,7 @@ def summarize(store: ShardStore, cfg: ScoreConfig, listed: int, scored: int, sec
         "mean_seconds_per_video": per_video,
         "thesis_table_4_7": THESIS_TABLE_4_7,
     }
+    if speaker_norm is not None:
+        summary["speaker_norm"] = speaker_norm
     store.write_json(SUMMARY_FILE, summary)
     return summary
