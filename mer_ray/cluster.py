@@ -311,6 +311,11 @@ def submit_command(entrypoint: Sequence[str], address: str, working_dir: str = "
     return [*cmd, "--", *entrypoint]
 
 
+def stop_command(job_id: str, address: str) -> list[str]:
+    """The `ray job stop` command line (what docs/cluster.md shows); returns once sent."""
+    return ["ray", "job", "stop", "--address", address, "--no-wait", job_id]
+
+
 def ray_cli(args: Sequence[str], env: dict[str, str], cwd: str | os.PathLike | None = None,
             timeout_s: float = 120.0) -> subprocess.CompletedProcess:
     """Run a `ray ...` command (with this interpreter's Ray) and return its result; raises

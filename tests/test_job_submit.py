@@ -72,8 +72,8 @@ def read_summary(out: str) -> dict:
 
 def stop_midway_and_resume(head: cluster.LocalHead, script: str, args: list[str], store,
                            inputs: list[str]) -> tuple[int, str]:
-    """Submit, stop the job once its first shard is committed, check it stopped with work
-    left, re-submit and wait for SUCCEEDED. Returns (rows committed at the stop, the
+    """Submit, stop the job with `ray job stop` once its first shard is committed, check it
+    stopped with work left, re-submit and wait for SUCCEEDED. Returns (rows committed at the stop, the
     second job's log)."""
     client = head.client()
     first = submit(head, script, args)
@@ -84,7 +84,7 @@ def stop_midway_and_resume(head: cluster.LocalHead, script: str, args: list[str]
 
     cluster.wait_until(lambda: len(committed(store)) > 0, JOB_TIMEOUT_S,
                        f"the first committed shard of {script}", poll_s=0.2, on_timeout=progress)
-    client.stop_job(first)                     # what `ray job stop ID` sends
+    cluster.ray_cli(cluster.stop_command(first, head.address), env=head.env(), cwd=REPO)
     cluster.wait_for_job(client, first, timeout_s=60, expect="STOPPED")
     done_before = len(committed(store))
     assert 0 < done_before < len(inputs), (
