@@ -243,6 +243,22 @@ def test_predictor_loads_a_uri_bundle_from_the_node_cache(tiny_bundles, tmp_path
     assert {"bundle.json", "model.keras"} <= {p.name for p in cached.iterdir()}
 
 
+def test_visual_init_from_a_uri_run_dir_or_keras_file(tiny_bundles, tmp_path, monkeypatch):
+    """train-visual --init s3://.../run (or .../model.keras): fetched into the node cache."""
+    from mer_ray.models.visual import init_visual_model
+
+    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "cache"))
+    faces = np.random.default_rng(1).integers(0, 255, (2, 200, 200, 3)).astype(np.float32)
+    local = init_visual_model("tiny", "frozen", tiny_bundles["visual"])
+    want = np.asarray(local(faces, training=False))
+    for init in (uri(tiny_bundles["visual"]), uri(Path(tiny_bundles["visual"]) / "model.keras")):
+        model = init_visual_model("tiny", "frozen", init)
+        np.testing.assert_allclose(np.asarray(model(faces, training=False)), want, rtol=1e-5)
+    assert {p.name for p in (tmp_path / "cache").iterdir()} == {"bundles", "init"}
+    with pytest.raises(FileNotFoundError):
+        init_visual_model("tiny", "frozen", uri(tmp_path / "missing.keras"))
+
+
 def test_score_with_file_uri_models_inputs_and_out(mixed_archive, tiny_bundles, ray_local,
                                                    tmp_path):
     from mer_ray.config import RayConfig, ScoreConfig

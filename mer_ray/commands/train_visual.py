@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="frozen: train the head only; unfrozen: train everything")
     p.add_argument("--init", default="imagenet",
                    help="imagenet (weights from the keras cache or --weights-file), none, or "
-                        "PATH.keras / a run directory (e.g. the AffectNet stage)")
+                        "PATH.keras / a run directory, local or a URI (e.g. the AffectNet stage)")
     p.add_argument("--weights-file", default=None, help="ImageNet .h5 weights (no download)")
     p.add_argument("--no-augment", action="store_true", help="disable Alg. 3.1 augmentation")
 

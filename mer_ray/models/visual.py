@@ -179,6 +179,19 @@ def init_visual_model(backbone: str, case: str, init: str = "imagenet",
 
 
 def _model_path(init: str) -> str:
+    """The local .keras file of ``--init``: a file or run dir, local or a URI (fetched into
+    this node's cache, storage.fetch_dir)."""
+    from mer_ray.storage import cache_root, fetch_dir, is_uri, parent
+
+    if is_uri(init):
+        if init.endswith(".keras"):
+            name = init.rsplit("/", 1)[-1].split("?")[0]
+            local = fetch_dir(parent(init), cache_root("init"), want=lambda f: f.base_name == name)
+            init = os.path.join(local, name)
+        else:
+            from mer_ray.models.bundle import local_bundle_dir
+
+            init = local_bundle_dir(init)
     path = Path(init)
     if path.is_dir():
         path = path / "model.keras"

@@ -73,7 +73,7 @@ def _model_config(cfg, kind: str, data: TrainData, plan: SplitPlan) -> dict:
         init, weights = cfg.init, cfg.weights_file
         if init == "imagenet":    # resolved here: workers may have another $KERAS_HOME / cwd
             weights = os.path.abspath(imagenet_weights_path(cfg.backbone, weights))
-        elif init != "none":
+        elif init != "none" and "://" not in init:      # URIs are fetched on each worker
             init = os.path.abspath(init)
         return {"backbone": cfg.backbone, "case": cfg.case, "init": init, "weights_file": weights}
     mean, var, dim = audio_standardisation(data, plan, cfg)
