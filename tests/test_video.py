@@ -72,6 +72,36 @@ def test_keyframes_equal_full_decode(clips):
         assert np.array_equal(k.image, every[k.index])
 
 
+CODECS = {"vp9.webm": ["-c:v", "libvpx-vp9", "-b:v", "300k"], "mjpeg.avi": ["-c:v", "mjpeg"],
+          "mpeg2.mpg": ["-c:v", "mpeg2video"], "hevc.mp4": ["-c:v", "libx265", "-x265-params",
+                                                         "log-level=error"],
+          "h264-bframes.ts": ["-c:v", "libx264", "-bf", "3"], "mpeg4.mkv": ["-c:v", "mpeg4"]}
+
+
+@pytest.mark.parametrize("name", sorted(CODECS))
+def test_other_codecs_and_containers_give_the_full_decode_keyframes(name, tmp_path):
+    """Odd codecs / containers: the same keyframes as OpenCV's full decode, bit for bit, and a
+    frame count even where the container stores none (Matroska, WebM)."""
+    import cv2
+
+    path = tmp_path / name
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=320x240:rate=25:duration=2", *CODECS[name], str(path)], check=True)
+    cap, every = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        every.append(frame)
+    cap.release()
+    with KeyframeReader(str(path), skip=10) as reader:
+        keyframes = list(reader)
+    assert len(every) == 50 and reader.info.frame_count == 50 and not reader.stopped_early
+    assert [k.index for k in keyframes] == [0, 10, 20, 30, 40]
+    for k in keyframes:
+        assert np.array_equal(k.image, every[k.index]), (name, k.index)
+
+
 def test_max_keyframes_raises_the_stride(clips):
     with KeyframeReader(str(clips["plain"]), skip=10, max_keyframes=4) as reader:
         indices = [k.index for k in reader]

@@ -276,7 +276,7 @@ class KeyframeReader:
         stream.thread_type = "SLICE"      # frame threads would apply skip_frame to the wrong packet
         if decode_threads:
             stream.thread_count = int(decode_threads)
-        self.info = _stream_info(stream)
+        self.info = _stream_info(stream, self._container.duration)
         if self.info.width <= 0 or self.info.height <= 0:
             self.close()
             raise MediaError(errors.TRUNCATED, f"{kind} container opened but the video stream "
@@ -359,14 +359,18 @@ class KeyframeReader:
         self.close()
 
 
-def _stream_info(stream) -> VideoInfo:
-    """Size, frame rate and frame count from a PyAV video stream's header."""
+def _stream_info(stream, container_duration: int | None = None) -> VideoInfo:
+    """Size, frame rate and frame count from a PyAV video stream's header. Containers that do
+    not store a frame count (Matroska / WebM) get duration x fps, from the stream's duration or
+    else the container's (``container_duration``, in microseconds), as OpenCV estimates it."""
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     fps = float(rate) if rate else 0.0
     fps = fps if math.isfinite(fps) and fps > 0 else 0.0
     count = int(stream.frames or 0)
     if not count and fps and stream.duration and stream.time_base:
         count = round(float(stream.duration * stream.time_base) * fps)
+    if not count and fps and container_duration:
+        count = round(container_duration / 1_000_000 * fps)
     ctx = stream.codec_context
     return VideoInfo(int(ctx.width or 0), int(ctx.height or 0), fps, count,
                      count / fps if fps else 0.0)
