@@ -102,6 +102,25 @@ def test_other_codecs_and_containers_give_the_full_decode_keyframes(name, tmp_pa
         assert np.array_equal(k.image, every[k.index]), (name, k.index)
 
 
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_rotated_phone_video_is_read_upright(clips, degrees, tmp_path):
+    """A display-matrix rotation (as phones write it) is applied, as OpenCV does."""
+    import cv2
+
+    rotated = tmp_path / f"rot{degrees}.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-display_rotation", str(degrees), "-i",
+                    str(clips["plain"]), "-c", "copy", str(rotated)], check=True)
+    cap = cv2.VideoCapture(str(rotated))
+    ok, upright = cap.read()
+    cap.release()
+    with KeyframeReader(str(rotated), skip=10) as reader:
+        first = next(iter(reader))
+        info = reader.info
+    assert ok and first.image.shape == upright.shape and np.array_equal(first.image, upright)
+    assert (info.height, info.width) == upright.shape[:2]
+    assert upright.shape[:2] == ((320, 240) if degrees != 180 else (240, 320))
+
+
 def test_max_keyframes_raises_the_stride(clips):
     with KeyframeReader(str(clips["plain"]), skip=10, max_keyframes=4) as reader:
         indices = [k.index for k in reader]

@@ -290,6 +290,9 @@ class KeyframeReader:
         if self._first is None:                      # a cut or corrupt file
             self.close()
             raise MediaError(errors.TRUNCATED, f"{kind} container opened but no frame decodes: {self.path}")
+        self._turns = _quarter_turns(self._first[1])  # display rotation (phone videos)
+        if self._turns % 2:
+            self.info.width, self.info.height = self.info.height, self.info.width
 
     def _stride(self) -> int:
         if self.max_keyframes and self.info.frame_count:
@@ -331,6 +334,8 @@ class KeyframeReader:
                 continue
             self.keyframes_read += 1
             image = frame.to_ndarray(format="bgr24")
+            if self._turns:                           # upright, as OpenCV and players show it
+                image = np.ascontiguousarray(np.rot90(image, self._turns))
             yield Keyframe(index, self._timestamp(index, frame), image)
             if self.max_keyframes and self.keyframes_read >= self.max_keyframes:
                 return                    # cap reached on purpose: not "stopped early"
@@ -357,6 +362,12 @@ class KeyframeReader:
 
     def __del__(self) -> None:
         self.close()
+
+
+def _quarter_turns(frame) -> int:
+    """Counter-clockwise quarter turns that make a frame upright (its display matrix)."""
+    rotation = getattr(frame, "rotation", 0) or 0
+    return round(rotation / 90) % 4
 
 
 def _stream_info(stream, container_duration: int | None = None) -> VideoInfo:
