@@ -31,6 +31,20 @@ def clips(tmp_path_factory) -> dict:
     return {"plain": plain, "fast": fast, "cut": cut, "frames": len(frames)}
 
 
+def opencv_frames(path) -> list[np.ndarray]:
+    """Every frame of a video as OpenCV's ``read()`` gives it (the thesis-style full decode)."""
+    import cv2
+
+    cap, every = cv2.VideoCapture(str(path)), []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        every.append(frame)
+    cap.release()
+    return every
+
+
 def test_keyframe_indices_timestamps_and_info(clips):
     with KeyframeReader(str(clips["plain"]), skip=10) as reader:
         keyframes = list(reader)
@@ -56,16 +70,7 @@ def test_non_reference_frames_are_not_decoded(clips):
 
 
 def test_keyframes_equal_full_decode(clips):
-    import cv2
-
-    cap = cv2.VideoCapture(str(clips["plain"]))
-    every = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        every.append(frame)
-    cap.release()
+    every = opencv_frames(clips["plain"])
     _, keyframes = read_keyframes(str(clips["plain"]), skip=7)
     assert [k.index for k in keyframes] == list(range(0, len(every), 7))
     for k in keyframes:
@@ -82,18 +87,10 @@ CODECS = {"vp9.webm": ["-c:v", "libvpx-vp9", "-b:v", "300k"], "mjpeg.avi": ["-c:
 def test_other_codecs_and_containers_give_the_full_decode_keyframes(name, tmp_path):
     """Odd codecs / containers: the same keyframes as OpenCV's full decode, bit for bit, and a
     frame count even where the container stores none (Matroska, WebM)."""
-    import cv2
-
     path = tmp_path / name
     subprocess.run([ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i",
                     "testsrc=size=320x240:rate=25:duration=2", *CODECS[name], str(path)], check=True)
-    cap, every = cv2.VideoCapture(str(path)), []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        every.append(frame)
-    cap.release()
+    every = opencv_frames(path)
     with KeyframeReader(str(path), skip=10) as reader:
         keyframes = list(reader)
     assert len(every) == 50 and reader.info.frame_count == 50 and not reader.stopped_early

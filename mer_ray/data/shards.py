@@ -17,17 +17,12 @@ import pyarrow.dataset as pads
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from mer_ray.storage import resolve_fs
+
 log = logging.getLogger(__name__)
 
 TMP_PREFIX = "_tmp-"
 PART_PREFIX = "part-"
-
-
-def resolve(uri_or_path: str) -> tuple[pafs.FileSystem, str]:
-    """(filesystem, path) for a local path, file://, s3://, gs:// ... URI."""
-    from mer_ray.storage import resolve_fs
-
-    return resolve_fs(uri_or_path)
 
 
 def new_shard_id() -> str:
@@ -49,7 +44,7 @@ class ShardStore:
         if primary not in schemas:
             raise ValueError(f"primary table {primary!r} not in {list(schemas)}")
         self.out = out
-        self.fs, self.root = resolve(out)
+        self.fs, self.root = resolve_fs(out)
         self.schemas = schemas
         self.primary = primary
 

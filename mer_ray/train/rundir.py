@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-RAY_DIR = "_ray"
-
 from mer_ray.config import AROUSAL, EMOTIONS
+
+RAY_DIR = "_ray"          # Ray Train checkpoints below a run directory
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "train_samples",
                   "train_s", "epoch_s", "attempt"]

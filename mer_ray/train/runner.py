@@ -69,11 +69,12 @@ def audio_standardisation(data: TrainData, plan: SplitPlan, cfg: TrainAudioConfi
 def _model_config(cfg, kind: str, data: TrainData, plan: SplitPlan) -> dict:
     if kind == "visual":
         from mer_ray.models.visual import imagenet_weights_path
+        from mer_ray.storage import is_uri
 
         init, weights = cfg.init, cfg.weights_file
         if init == "imagenet":    # resolved here: workers may have another $KERAS_HOME / cwd
             weights = os.path.abspath(imagenet_weights_path(cfg.backbone, weights))
-        elif init != "none" and "://" not in init:      # URIs are fetched on each worker
+        elif init != "none" and not is_uri(init):       # URIs are fetched on each worker
             init = os.path.abspath(init)
         return {"backbone": cfg.backbone, "case": cfg.case, "init": init, "weights_file": weights}
     mean, var, dim = audio_standardisation(data, plan, cfg)
