@@ -114,24 +114,47 @@ def test_head_rejects_requests_without_the_token(head):
     assert isinstance(head.client().list_jobs(), list)       # with the token: accepted
 
 
+def actor_of(path: str) -> int:
+    return int(Path(path).stem.rsplit("-", 1)[1])
+
+
 @pytest.fixture(scope="module")
-def preprocessed(head, sample, tmp_path_factory) -> dict:
+def many(sample, tmp_path_factory) -> dict:
+    """The 28 sample clips hard-linked under 3 more actor ids each: 112 inputs, so a preprocess
+    job runs well past the 1-3 s `ray job stop` takes to land (28 tiny clips take only ~5 s)."""
+    root = tmp_path_factory.mktemp("cluster_many")
+    actors = sorted({actor_of(p) for p in sample["paths"]})
+    spare = iter(a for a in range(1, 25) if a not in actors)
+    new_ids = {a: [a, next(spare), next(spare), next(spare)] for a in actors}
+    paths = []
+    for src in map(Path, sample["paths"]):
+        actor = actor_of(str(src))
+        for new in new_ids[actor]:
+            dst = root / f"Actor_{new:02d}" / src.name.replace(f"-{actor:02d}.mp4", f"-{new:02d}.mp4")
+            dst.parent.mkdir(exist_ok=True)
+            dst.hardlink_to(src)
+            paths.append(str(dst.resolve()))
+    return {"root": root, "paths": paths}
+
+
+@pytest.fixture(scope="module")
+def preprocessed(head, many, tmp_path_factory) -> dict:
     """preprocess, --out file:///...: stopped after its first shard, then re-submitted."""
     from mer_ray.data.preprocess import store_for
 
     out = (tmp_path_factory.mktemp("cluster_shards") / "shards").as_uri()
-    args = [str(sample["root"]), "--out", out, "--videos-per-shard", "1",
+    args = [str(many["root"]), "--out", out, "--videos-per-shard", "1",
             "--skip", "5", "--aug-copies", "4"]          # more work per clip: a wider stop window
     done_before, log = stop_midway_and_resume(head, "preprocess.py", args, store_for(out),
-                                              sample["paths"])
+                                              many["paths"])
     return {"out": out, "done_before": done_before, "log": log}
 
 
-def test_preprocess_job_stopped_midway_resumes(preprocessed, sample):
+def test_preprocess_job_stopped_midway_resumes(preprocessed, many):
     """Every input ends up with exactly one clips row; the second run did only the rest."""
     listed, already = resumed_counts(preprocessed["log"], "done")
     summary = read_summary(preprocessed["out"])
-    assert listed == summary["inputs"] == len(sample["paths"]) and summary["failed"] == 0
+    assert listed == summary["inputs"] == len(many["paths"]) and summary["failed"] == 0
     assert already >= preprocessed["done_before"]
     assert summary["this_run"]["processed"] == listed - already > 0
     assert summary["face_crops"] > 0
