@@ -9,6 +9,8 @@ from mer_ray.config import RayConfig
 
 log = logging.getLogger(__name__)
 
+SPARE_WORKERS = 2      # idle Ray workers kept beyond one per CPU (embedded Ray), for write tasks
+
 
 def cache_dir() -> Path:
     """A writable cache folder for numba's JIT (librosa) and similar."""
@@ -76,8 +78,13 @@ def init_ray(cfg: RayConfig) -> None:
         # Embedded Ray's workers inherit this process's environment (configure_process above).
         # No runtime_env: a job-level one keeps Ray from using its pre-started workers and
         # costs every actor a fresh worker process (~1.5 s each on 2 cores).
-        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False,
-                 log_to_driver=True, configure_logging=False)
+        # The worker soft limit defaults to the CPU count, which the extraction actors fill:
+        # every 0-CPU write task would then start (and import into) a fresh worker process,
+        # ~1 CPU-s each taken from the actors. Two spare idle workers are kept instead.
+        cpus = cfg.num_cpus or os.cpu_count() or 1
+        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=True,
+                 configure_logging=False,
+                 _system_config={"num_workers_soft_limit": cpus + SPARE_WORKERS})
     from ray.data import DataContext
 
     ctx = DataContext.get_current()

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mer_ray.config import EMOTIONS, N_THESIS_FEATURES, PreprocessConfig
-from mer_ray.data.preprocess import run_preprocess, store_for
+from mer_ray.data.preprocess import block_sizes, input_blocks, run_preprocess, store_for
 from mer_ray.data.schema import FACE_NBYTES
 from mer_ray.data.sources import list_inputs
 from mer_ray.media.audio_rich import N_RICH_FEATURES
@@ -161,3 +161,22 @@ def test_real_ravdess_clip_and_speech(shared_data, ray_local, tmp_path):
     calm = wavs.path.map(lambda p: Path(p).name.split("-")[2] == "02")
     assert set(wavs[calm].status) == {"dropped"} and set(wavs[~calm].status) == {"audio_only"}
     assert all(len(f) == N_THESIS_FEATURES for f in wavs[~calm].audio_features)
+
+
+@pytest.mark.parametrize("n, actors, cap", [(1, 2, 16), (7, 2, 16), (28, 2, 16), (200, 2, 16),
+                                            (1000, 8, 16), (50, 1, 64)])
+def test_block_sizes_cover_inputs_and_shrink_at_the_end(n, actors, cap):
+    sizes = block_sizes(n, actors, cap)
+    assert sum(sizes) == n and all(0 < s <= cap for s in sizes)
+    assert sizes == sorted(sizes, reverse=True), "blocks must shrink, never grow"
+    if n >= 8 * actors:
+        assert len(sizes) >= 4 * actors, "each actor should get several blocks"
+        assert sizes[-1] <= max(1, -(-sizes[0] // 4)), "the last block should be short"
+
+
+def test_input_blocks_keep_order_and_one_schema():
+    rows = [{"path": f"v{i}.mp4", "speaker": None if i % 2 else "a"} for i in range(10)]
+    blocks = input_blocks(rows, [4, 3, 2, 1])
+    assert [b.num_rows for b in blocks] == [4, 3, 2, 1]
+    assert len({b.schema for b in blocks}) == 1
+    assert [r["path"] for b in blocks for r in b.to_pylist()] == [r["path"] for r in rows]

@@ -1,10 +1,13 @@
 """The preprocess job on Ray Data: inputs -> ClipExtractor actors -> atomic Parquet shards.
 
-Pipeline (streaming; one block = one shard of ``videos_per_shard`` inputs)::
+Pipeline (streaming; one input block = one actor call = one shard)::
 
-    from_items(inputs not done yet)
-      -> map_batches(ExtractUDF, ActorPoolStrategy, batch_size=videos_per_shard)   # CPU actors
+    from_arrow(inputs not done yet, cut into blocks of at most ``videos_per_shard``)
+      -> map_batches(ExtractUDF, ActorPoolStrategy, batch_size=None)   # CPU actors
       -> write_datasink(ClipShardSink)    # clips + frames tables, tmp file + rename, clips last
+
+Blocks shrink towards the end of the job (guided self-scheduling), so the last actor to finish
+is not left with a full shard while the others idle.
 
 Resuming: inputs whose path is already in a committed clips shard are skipped.
 """
@@ -145,10 +148,25 @@ def dropped_rows(items: list[InputItem]) -> pa.Table:
     return to_table(rows, CLIPS_SCHEMA)
 
 
-def shard_size(n_videos: int, n_actors: int, max_per_shard: int) -> int:
-    """Videos per shard: at most ``max_per_shard``, small enough that every actor gets
-    about four shards (load balance on small jobs)."""
-    return max(1, min(max_per_shard, math.ceil(n_videos / (4 * n_actors))))
+def block_sizes(n_videos: int, n_actors: int, max_per_shard: int) -> list[int]:
+    """Inputs per block (= per shard), in order: each block is about the remaining work over
+    twice the actors, at most ``max_per_shard`` and at least a quarter of the first block, so
+    every actor gets several blocks on small jobs and the last ones are short."""
+    first = max(1, min(max_per_shard, math.ceil(n_videos / (4 * n_actors))))
+    floor = max(1, math.ceil(first / 4))
+    sizes, left = [], n_videos
+    while left > 0:
+        size = min(left, max(floor, min(first, math.ceil(left / (2 * n_actors)))))
+        sizes.append(size)
+        left -= size
+    return sizes
+
+
+def input_blocks(rows: list[dict], sizes: list[int]) -> list[pa.Table]:
+    """``rows`` cut into consecutive tables of ``sizes`` rows (one schema for all)."""
+    table = pa.Table.from_pylist(rows)
+    starts = np.cumsum([0, *sizes[:-1]])
+    return [table.slice(int(start), size) for start, size in zip(starts, sizes)]
 
 
 def run_preprocess(cfg: PreprocessConfig) -> dict:
@@ -172,16 +190,14 @@ def run_preprocess(cfg: PreprocessConfig) -> dict:
     if work:
         init_ray(cfg.ray)
         n_actors = cfg.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
-        per_shard = shard_size(len(work), n_actors, cfg.videos_per_shard)
-        log.info("%d extraction actor(s) at most, %d videos per shard", n_actors, per_shard)
-        rows = [it.to_row() for it in work]
-        n_blocks = math.ceil(len(rows) / per_shard)
-        ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
+        sizes = block_sizes(len(work), n_actors, cfg.videos_per_shard)
+        log.info("%d extraction actor(s) at most; %d shards of %d down to %d videos",
+                 n_actors, len(sizes), sizes[0], sizes[-1])
+        ds = ray.data.from_arrow(input_blocks([it.to_row() for it in work], sizes))
         # every actor starts at once (no scale-up ramp); all of them were there at start
-        pool = ray.data.ActorPoolStrategy(min_size=min(n_actors, n_blocks), max_size=n_actors)
+        pool = ray.data.ActorPoolStrategy(min_size=min(n_actors, len(sizes)), max_size=n_actors)
         ds = ds.map_batches(ExtractUDF, fn_constructor_args=(ExtractOptions.from_preprocess(cfg),),
-                            batch_size=per_shard, batch_format="pyarrow", compute=pool,
-                            num_cpus=1)
+                            batch_size=None, batch_format="pyarrow", compute=pool, num_cpus=1)
         # num_cpus=0: with every CPU held by an extraction actor, a write task that asks for
         # any CPU waits until extraction ends; at 0 the shards are written as blocks arrive
         ds.write_datasink(_make_sink(cfg.out), ray_remote_args={"num_cpus": 0})
