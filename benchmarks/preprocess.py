@@ -191,7 +191,7 @@ def report(cfg: BenchConfig, runs: list[RunResult], cmp: dict) -> str:
         f"{cmp['faces_mer_ray']} ({cmp['faces_diff_pct']:+.1f} %).",
         "",
         "Audio features, median relative difference per block. The feature code is the same; the "
-        "baseline decodes through MoviePy + a 16-bit wav, mer_ray through an ffmpeg float pipe. "
+        "baseline decodes through MoviePy + a 16-bit wav, mer_ray in-process with PyAV + soxr (float, no wav). "
         "MoviePy reads a mono track as stereo at 1/sqrt(2) per channel, so the thesis signal is "
         "3 dB quieter and its energy features (RMS, mel) are off by that gain:",
         f"as decoded: {as_is}; with MoviePy's 3 dB undone: {fixed}.",

@@ -331,7 +331,7 @@ def report(cfg: BenchConfig, base: dict, small_job: dict, big_job: dict, agree: 
         f"third of time: {' / '.join(gib(v) for v in big_job['pss_thirds'])} GiB.",
         f"Same fused label as the loop on {agree['same_label']:.0%} of the {n} videos (median max "
         f"|p diff| {agree['max_prob_diff_median']:.3f}; the job detects faces on a 480-px-wide "
-        f"grey frame and decodes audio through an ffmpeg pipe, the loop on the full frame and "
+        f"grey frame and decodes audio in-process with PyAV + soxr, the loop on the full frame and "
         f"through MoviePy + wav).",
         "",
         f"Mean seconds per video and path vs thesis Table 4.7 (RTX 3070); job figures from the "

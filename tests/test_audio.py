@@ -1,7 +1,8 @@
-"""Audio decoding (ffmpeg pipe), the 162 thesis features and augmentation."""
+"""Audio decoding (PyAV + soxr), the 162 thesis features and augmentation."""
 from __future__ import annotations
 
 import subprocess
+import wave
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,35 @@ SR = 22_050
 
 def _ffmpeg(*args: str) -> None:
     subprocess.run([audio.ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def _ffmpeg_pipe(path: Path) -> np.ndarray:
+    """The reference: the ffmpeg CLI pipe decode_audio used before (mono f32 at 22.05 kHz,
+    channels averaged, soxr resampling)."""
+    out = subprocess.run(
+        [audio.ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0",
+         "-vn", "-af", f"aresample=resampler=soxr:osr={SR}:ochl=mono:rematrix_maxval=1",
+         "-ac", "1", "-ar", str(SR), "-f", "f32le", "pipe:1"],
+        capture_output=True, check=True).stdout
+    return np.frombuffer(out, dtype="<f4")
+
+
+def _two_tones(path: Path, *codec: str) -> Path:
+    """1.3 s of 48 kHz stereo, 440 Hz left and 660 Hz right."""
+    _ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=1.3",
+            "-f", "lavfi", "-i", "sine=frequency=660:sample_rate=48000:duration=1.3",
+            "-filter_complex", "[0][1]amerge=inputs=2", *codec, str(path))
+    return path
+
+
+def _assert_matches_cli(path: Path) -> audio.AudioTrack:
+    track = audio.decode_audio(str(path))
+    ref = _ffmpeg_pipe(path)
+    assert abs(len(track.samples) - len(ref)) <= 1
+    n = min(len(ref), len(track.samples))
+    assert np.max(np.abs(ref)) > 0.05
+    np.testing.assert_allclose(track.samples[:n], ref[:n], atol=1e-4)
+    return track
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +83,55 @@ def test_decode_stereo_48k_wav_downmixes_like_librosa(speech_wav: Path) -> None:
     assert abs(len(ref) - len(track.samples)) <= 2
     assert np.max(np.abs(ref)) > 0.01
     np.testing.assert_allclose(track.samples[:n], ref[:n], atol=1e-4)
+
+
+def test_decode_matches_ffmpeg_cli_on_real_video(real_video: Path) -> None:
+    """Same samples as the old CLI pipe, including its cut of the AAC padding: the clip
+    decodes 173 x 1024 samples but the stream states 176576 (4.004 s at 44.1 kHz)."""
+    track = _assert_matches_cli(real_video)
+    assert len(track.samples) == round(176_576 / 2)
+
+
+def test_decode_matches_ffmpeg_cli_on_stereo_48k_aac(tmp_path: Path) -> None:
+    mp4 = _two_tones(tmp_path / "tones.mp4", "-c:a", "aac", "-ar", "48000")
+    track = _assert_matches_cli(mp4)
+    assert abs(track.seconds - 1.3) < 1.5 / SR
+    spectrum = np.abs(np.fft.rfft(track.samples))
+    hz = np.fft.rfftfreq(len(track.samples), 1 / SR)
+    for tone in (440, 660):                             # both channels are in the mix
+        band = np.abs(hz - tone) < 5
+        assert spectrum[band].max() > 0.3 * spectrum.max()
+
+
+def test_decode_packed_s16_stereo_wav(tmp_path: Path) -> None:
+    """Interleaved 16-bit stereo: channels de-interleaved, scaled by 1/32768 and averaged."""
+    rng = np.random.default_rng(0)
+    pcm = rng.integers(-20_000, 20_000, size=(SR // 2, 2), dtype=np.int16)
+    path = tmp_path / "packed.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(SR)                              # native rate: no resampling
+        w.writeframes(pcm.tobytes())                    # row-major: L R L R ...
+    track = audio.decode_audio(str(path))
+    want = pcm.astype(np.float32).mean(axis=1) / 32768
+    np.testing.assert_allclose(track.samples, want, atol=1e-7)
+    wav48 = _two_tones(tmp_path / "tones.wav", "-c:a", "pcm_s16le")
+    ref = _assert_matches_cli(wav48)
+    import librosa
+
+    np.testing.assert_allclose(ref.samples, librosa.load(str(wav48), sr=SR)[0], atol=1e-4)
+
+
+def test_corrupt_packet_mid_stream_is_skipped(tmp_path: Path) -> None:
+    mp3 = _two_tones(tmp_path / "tones.mp3", "-c:a", "libmp3lame")
+    data = bytearray(mp3.read_bytes())
+    mid = len(data) // 2
+    data[mid: mid + 400] = np.random.default_rng(1).integers(0, 256, 400, np.uint8).tobytes()
+    mp3.write_bytes(bytes(data))
+    track = audio.decode_audio(str(mp3))
+    assert track.seconds > 1.0
+    assert abs(len(track.samples) - len(_ffmpeg_pipe(mp3))) <= 1
 
 
 def test_decode_other_format_keeps_pitch(tmp_path: Path) -> None:

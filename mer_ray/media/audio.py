@@ -1,9 +1,11 @@
-"""Audio track decoding (ffmpeg pipe), the thesis's 162 features (Alg. 3.7) and its
-augmentation (Alg. 3.2).
+"""Audio track decoding (in-process, PyAV + soxr), the thesis's 162 features (Alg. 3.7) and
+its augmentation (Alg. 3.2).
 
-Decoding runs the imageio-ffmpeg binary and reads mono float32 PCM from its stdout: no temp
-files, no MoviePy, memory bounded by ``max_seconds``. Channels are averaged and resampled with
-soxr, as ``librosa.load`` does (for a wav the samples are identical to librosa.load's).
+Decoding reads the first audio stream with PyAV: no subprocess, no temp files, no MoviePy,
+memory bounded by ``max_seconds``. Channels are averaged and the whole signal resampled with
+soxr (HQ), as ``librosa.load`` does (for a wav the samples match librosa.load's). The samples
+equal those of the ffmpeg CLI pipe used before (``aresample=resampler=soxr``, mono, f32le),
+including its cut of an MP4's AAC padding at the stream's stated end.
 
 The thesis's path (MoviePy writes a 16-bit wav, librosa.load reads it; kept below as
 :func:`thesis_style_audio` for benchmarks) differs in two ways for a video's mono track:
@@ -14,9 +16,8 @@ trained and scored on the same path; the pipeline uses :func:`decode_audio` for 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
-import re
-import subprocess
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from mer_ray.media import errors
 @dataclass
 class AudioTrack:
     """Decoded mono audio. ``truncated``: cut at ``max_seconds``; ``source_seconds``: the
-    container's stated duration (None when ffmpeg does not report one)."""
+    container's stated duration (None when the file does not state one)."""
 
     samples: np.ndarray          # float32, 1-D, mono
     sample_rate: int
@@ -46,19 +47,20 @@ class AudioTrack:
         return len(self.samples) / float(self.sample_rate)
 
 
-_DURATION = re.compile(r"Duration:\s*(\d+):(\d\d):(\d\d(?:\.\d+)?)")
-_NO_STREAM = ("matches no streams", "does not contain any stream")
-_NOT_OPENED = ("Invalid data found when processing input", "moov atom not found",
-               "Error opening input")
 # First bytes of common containers: a file that starts like media but cannot be opened is
 # treated as truncated/corrupt, anything else as not media.
 _MAGIC = (b"RIFF", b"OggS", b"fLaC", b"ID3", b"\x1a\x45\xdf\xa3", b"FLV", b"FORM", b"caff",
           b"#!AMR", b"\x00\x00\x01\xba", b"\x30\x26\xb2\x75", b".snd")
 TRUNCATION_SLACK_S = 0.05     # decoded audio this much past max_seconds is codec padding
+READ_AHEAD_S = 0.25           # decoded past max_seconds, so a longer source is detected
+# integer sample formats -> float, as ffmpeg converts them (s16 / 32768, u8 centred)
+_INT_SCALE = {"u8": (128.0, 1 / 128), "s16": (0.0, 1 / 2 ** 15), "s32": (0.0, 1 / 2 ** 31),
+              "s64": (0.0, 1 / 2 ** 63)}
 
 
 def ffmpeg_exe() -> str:
-    """Path of the imageio-ffmpeg binary (there is no ffmpeg on PATH)."""
+    """Path of the imageio-ffmpeg binary (there is no ffmpeg on PATH); tests and
+    :mod:`mer_ray.sample` use it, decoding does not."""
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
@@ -84,66 +86,145 @@ def _check_path(path: str) -> None:
         raise errors.MediaError(errors.EMPTY_FILE, f"zero-byte file: {path}")
 
 
-def _ffmpeg_cmd(path: str, sample_rate: int, max_seconds: float | None) -> list[str]:
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-nostats", "-v", "info",
-           "-i", path, "-map", "0:a:0", "-vn", "-sn", "-dn",
-           "-af", f"aresample=resampler=soxr:osr={sample_rate}:ochl=mono:rematrix_maxval=1",
-           "-ac", "1", "-ar", str(sample_rate)]
-    if max_seconds is not None:
-        # decode a little more than asked, so a longer source is detected and cut exactly
-        cmd += ["-t", f"{max_seconds + 0.25:.3f}"]
-    return cmd + ["-f", "f32le", "pipe:1"]
+def _reason(exc: Exception) -> str:
+    """An av error's text without the repeated file name."""
+    return getattr(exc, "strerror", None) or str(exc)
 
 
-def _tail(stderr: str, lines: int = 3) -> str:
-    kept = [ln.strip() for ln in stderr.strip().splitlines() if ln.strip()]
-    return " | ".join(kept[-lines:])
+def _open(path: str):  # -> av.container.InputContainer
+    import av
 
-
-def _classify_failure(path: str, stderr: str) -> errors.MediaError:
-    if any(s in stderr for s in _NO_STREAM):
-        return errors.MediaError(errors.NO_AUDIO, f"no audio stream in {path}")
-    if any(s in stderr for s in _NOT_OPENED):
+    try:
+        # skip_frame: probing does not decode video frames (2-3x cheaper for an H.264 mp4)
+        return av.open(path, metadata_errors="ignore", options={"skip_frame": "all"})
+    except av.FFmpegError as exc:
         if _looks_like_media(path):
-            return errors.MediaError(errors.TRUNCATED,
-                                     f"media container cannot be opened: {_tail(stderr)}")
-        return errors.MediaError(errors.NOT_MEDIA, f"not an audio/video file: {_tail(stderr)}")
-    return errors.MediaError(errors.ERROR, f"ffmpeg failed: {_tail(stderr)}")
+            raise errors.MediaError(errors.TRUNCATED, f"media container cannot be opened: "
+                                    f"{path}: {_reason(exc)}") from None
+        raise errors.MediaError(errors.NOT_MEDIA,
+                                f"not an audio/video file: {path}: {_reason(exc)}") from None
 
 
-def _source_seconds(stderr: str) -> float | None:
-    m = _DURATION.search(stderr)
-    if not m:
-        return None
-    h, mnt, s = m.groups()
-    return int(h) * 3600 + int(mnt) * 60 + float(s)
+def _frame_mono(frame) -> np.ndarray:  # frame: av.AudioFrame
+    """One decoded frame as mono float32: channels averaged (packed or planar, any format)."""
+    data = frame.to_ndarray()
+    channels = frame.layout.nb_channels
+    if not frame.format.is_planar:
+        data = data.reshape(-1, channels).T            # (1, n*ch) interleaved -> (ch, n)
+    kind = frame.format.name.rstrip("p")
+    if kind in _INT_SCALE:
+        offset, scale = _INT_SCALE[kind]
+        data = (data.astype(np.float64) - offset) * scale
+    data = data.astype(np.float32, copy=False)
+    return data[0] if channels == 1 else data.mean(axis=0, dtype=np.float32)
+
+
+class _Trim:
+    """In an MP4/MOV, keeps the samples whose time lies in [stream start, start + stated
+    duration), as the ffmpeg CLI does (AAC decodes whole 1024-sample frames past the stated
+    end). Other containers keep every sample: Matroska, Ogg and MP3 mark the padding for the
+    decoder themselves, and MPEG-TS/PS, ASF or raw streams state only an estimated duration.
+    Decoded frames carry pts in the stream's time base; frames without one continue from the
+    previous frame."""
+
+    def __init__(self, container, stream, rate: int):
+        self.tb = float(stream.time_base) if stream.time_base else 1.0 / rate
+        self.start = (stream.start_time or 0) * self.tb
+        stated = (container.format.name.startswith("mov") and stream.duration is not None
+                  and stream.duration > 0)
+        self.end = math.ceil(stream.duration * self.tb * rate - 1e-6) if stated else None
+        self.rate = rate
+        self.pos = 0                                  # next sample index, from the start
+
+    def __call__(self, frame, mono: np.ndarray) -> np.ndarray:
+        if self.end is None:
+            return mono
+        if frame.pts is not None:
+            self.pos = round((frame.pts * self.tb - self.start) * self.rate)
+        lo = max(0, -self.pos)
+        hi = min(len(mono), self.end - self.pos)
+        self.pos += len(mono)
+        return mono[lo:hi] if lo or hi < len(mono) else mono
+
+
+def _decode_native(container, stream, path: str, max_native: int | None) -> list[np.ndarray]:
+    """Mono chunks at the stream's rate, stopping once ``max_native`` samples are in hand.
+    Corrupt packets are skipped (as the ffmpeg CLI does); a demux error ends the stream, and
+    is TRUNCATED if no audio was decoded before it."""
+    import av
+
+    trim, chunks, have = _Trim(container, stream, stream.rate), [], 0
+    packets = container.demux(stream)
+    while max_native is None or have < max_native:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError as exc:
+            if have:
+                break                                 # keep what was decoded
+            raise errors.MediaError(errors.TRUNCATED, f"audio stream cannot be read: "
+                                    f"{path}: {_reason(exc)}") from None
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            continue                                  # a corrupt packet: skip it, go on
+        for frame in frames:
+            mono = trim(frame, _frame_mono(frame))
+            if mono.size:
+                chunks.append(mono)
+                have += mono.size
+    return chunks
+
+
+def _source_seconds(container, stream) -> float | None:
+    if container.duration is not None and container.duration > 0:
+        return container.duration / 1e6
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return None
 
 
 def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
-                 max_seconds: float | None = None, timeout: float = 300.0) -> AudioTrack:
+                 max_seconds: float | None = None) -> AudioTrack:
     """Decode the first audio stream of ``path`` to mono float32 at ``sample_rate``.
 
     Audio beyond ``max_seconds`` is not decoded; the track is cut there and ``truncated`` is
     set when more than 50 ms was dropped. Raises MediaError: NO_AUDIO (no audio stream),
-    EMPTY_FILE, UNREADABLE (missing/unreadable path), NOT_MEDIA (no container ffmpeg knows and
+    EMPTY_FILE, UNREADABLE (missing/unreadable path), NOT_MEDIA (no container FFmpeg knows and
     no media signature), TRUNCATED (a media file that cannot be opened, or whose audio decodes
-    to 0 samples), ERROR (any other ffmpeg failure, or ``timeout`` seconds exceeded).
+    to 0 samples), ERROR (any other decoding failure).
     """
+    import av
+    import soxr
+
     path = os.fspath(path)
     _check_path(path)
+    container = _open(path)
     try:
-        proc = subprocess.run(_ffmpeg_cmd(path, sample_rate, max_seconds), capture_output=True,
-                              timeout=timeout, check=False)
-    except subprocess.TimeoutExpired:
+        if not container.streams.audio:
+            raise errors.MediaError(errors.NO_AUDIO, f"no audio stream in {path}")
+        stream = container.streams.audio[0]
+        native = stream.rate or stream.codec_context.sample_rate
+        if not native:
+            raise errors.MediaError(errors.ERROR, f"audio stream has no sample rate: {path}")
+        max_native = (None if max_seconds is None
+                      else int(math.ceil((max_seconds + READ_AHEAD_S) * native)))
+        chunks = _decode_native(container, stream, path, max_native)
+        source_seconds = _source_seconds(container, stream)
+    except av.FFmpegError as exc:
         raise errors.MediaError(errors.ERROR,
-                                f"ffmpeg timed out after {timeout:g} s: {path}") from None
-    stderr = proc.stderr.decode("utf-8", "replace")
-    if proc.returncode != 0:
-        raise _classify_failure(path, stderr)
-    samples = np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)  # writable copy
-    if samples.size == 0:
-        raise errors.MediaError(errors.TRUNCATED,
-                                f"audio stream decoded to 0 samples: {_tail(stderr)}")
+                                f"audio decoding failed: {path}: {_reason(exc)}") from None
+    finally:
+        container.close()
+    if not chunks:
+        raise errors.MediaError(errors.TRUNCATED, f"audio stream decoded to 0 samples: {path}")
+    y = np.concatenate(chunks)
+    if max_native is not None:
+        y = y[:max_native]                            # as ffmpeg -t: the same resampling edge
+    if native != sample_rate:
+        y = soxr.resample(y, native, sample_rate, quality="HQ")
+    samples = y.astype(np.float32, copy=False)        # concatenate/soxr: a fresh array
     truncated = False
     if max_seconds is not None:
         limit = int(round(max_seconds * sample_rate))
@@ -152,7 +233,7 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
             truncated = samples.size - limit > TRUNCATION_SLACK_S * sample_rate
             samples = samples[:limit].copy()
     return AudioTrack(samples=samples, sample_rate=sample_rate, truncated=truncated,
-                      source_seconds=_source_seconds(stderr))
+                      source_seconds=source_seconds)
 
 
 # --------------------------------------------------------------------------------------
