@@ -162,7 +162,8 @@ def report(cfg: BenchConfig, runs: list[RunResult], cmp: dict) -> str:
         a, b = same[-2], last
         rate = (b.n - a.n) / (b.t_ours - a.t_ours)
         steady = (f"Steady state (the clips from {a.n} to {b.n}, start-up excluded): mer-ray "
-                  f"{rate:.2f} videos/s, **{rate / (b.n / b.t_base):.2f}x** the baseline.")
+                  f"{rate:.2f} videos/s, **{rate / (b.n / b.t_base):.2f}x** the baseline (a difference "
+                  "of two separate runs: noisier than the rows above).")
     cpu = last.summary["cpu_seconds"]
     stages = ", ".join(f"{k[2:-2]} {cpu[k] / last.n:.3f}" for k in ("t_decode_s", "t_faces_s", "t_audio_s"))
     return "\n".join([
