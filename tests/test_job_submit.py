@@ -120,8 +120,8 @@ def actor_of(path: str) -> int:
 
 @pytest.fixture(scope="module")
 def many(sample, tmp_path_factory) -> dict:
-    """The 28 sample clips hard-linked under 3 more actor ids each: 112 inputs, so a preprocess
-    job runs well past the 1-3 s `ray job stop` takes to land (28 tiny clips take only ~5 s)."""
+    """The 28 sample clips hard-linked under 3 more actor ids each: 112 inputs, so a job runs
+    well past the 1-3 s `ray job stop` takes to land (28 tiny clips take only ~5 s)."""
     root = tmp_path_factory.mktemp("cluster_many")
     actors = sorted({actor_of(p) for p in sample["paths"]})
     spare = iter(a for a in range(1, 25) if a not in actors)
@@ -178,17 +178,19 @@ def test_train_jobs_on_the_submitted_shards(head, preprocessed, tmp_path):
         assert (run / "metrics.json").is_file()
 
 
-def test_score_job_stopped_midway_resumes(head, sample, tiny_bundles, tmp_path):
-    """score to a local folder: stopped after its first shard, re-submitted, one row per input."""
+def test_score_job_stopped_midway_resumes(head, many, tiny_bundles, tmp_path):
+    """score to a local folder: stopped after its first shard, re-submitted, one row per input.
+    On 112 inputs: with 28, the extraction finished while the models loaded and every row was
+    committed within a second or two of the first, before the stop landed."""
     from mer_ray.score.pipeline import store_for
 
     out = str(tmp_path / "scores")
-    args = [str(sample["root"]), "--visual", tiny_bundles["visual"], "--audio",
+    args = [str(many["root"]), "--visual", tiny_bundles["visual"], "--audio",
             tiny_bundles["audio"], "--out", out, "--videos-per-shard", "1", "--skip", "5",
             "--visual-batch", "1", "--audio-batch", "1"]
     done_before, log = stop_midway_and_resume(head, "score.py", args, store_for(out),
-                                              sample["paths"])
+                                              many["paths"])
     listed, already = resumed_counts(log, "scored")
     summary = read_summary(out)
-    assert listed == summary["rows"] == len(sample["paths"])
+    assert listed == summary["rows"] == len(many["paths"])
     assert already >= done_before and summary["this_run"]["scored"] == listed - already > 0
