@@ -37,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="augmented audio feature vectors per clip (Alg. 3.2; 2 triples the data)")
     p.add_argument("--no-rich-audio", action="store_true",
                    help="skip the rich-recipe audio vector (thesis features only)")
-    p.add_argument("--videos-per-shard", type=int, default=16, help="at most; fewer on small jobs")
+    p.add_argument("--videos-per-shard", type=int, default=16, help="at most; fewer on small jobs and towards the end of a job (load balance)")
     p.add_argument("--workers", type=int, default=None,
                    help="extraction actors at most (default: the cluster's CPUs at start; set it "
                         "on an autoscaling cluster)")
