@@ -26,6 +26,7 @@ import numpy as np
 
 from mer_ray.config import N_THESIS_FEATURES, SAMPLE_RATE
 from mer_ray.media import errors
+from mer_ray.media.video import check_file
 
 # --------------------------------------------------------------------------------------
 # Decoding
@@ -75,15 +76,6 @@ def _looks_like_media(path: str) -> bool:
                                           b"\xff\xf9"):
         return True        # MPEG-TS sync byte, MP3 / ADTS frame sync
     return head.startswith(_MAGIC)
-
-
-def _check_path(path: str) -> None:
-    if not os.path.exists(path):
-        raise errors.MediaError(errors.UNREADABLE, f"no such file: {path}")
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
-        raise errors.MediaError(errors.UNREADABLE, f"not a readable file: {path}")
-    if os.path.getsize(path) == 0:
-        raise errors.MediaError(errors.EMPTY_FILE, f"zero-byte file: {path}")
 
 
 def _reason(exc: Exception) -> str:
@@ -199,7 +191,7 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
     import soxr
 
     path = os.fspath(path)
-    _check_path(path)
+    check_file(path)              # unreadable / empty_file, as for video
     container = _open(path)
     try:
         if not container.streams.audio:
