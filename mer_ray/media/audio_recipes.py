@@ -1,0 +1,77 @@
+"""The audio recipes: which feature vector a clip gets, where it is stored, how to compute it.
+
+One registry that extraction, bundles, training and scoring ask. A recipe names its clips
+column (the Parquet column holding its vector), its length, the function computing it from
+mono samples, whether augmented copies exist, and the classifier it trains best with.
+Add a recipe here (and its column to the schemas) and every job knows it. No Ray, no job config.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+THESIS_COLUMN = "audio_features"
+THESIS_AUG_COLUMN = "audio_aug_features"
+RICH_COLUMN = "audio_rich_features"
+
+
+@dataclass(frozen=True)
+class AudioRecipe:
+    """One audio feature recipe."""
+
+    name: str
+    column: str                   # clips column with the vector
+    length: int                   # vector length
+    aug_column: str | None        # column with augmented copies (None: the recipe has none)
+    default_classifier: str       # "mlp" | "svm"
+    summary: str                  # one line for --help and model cards
+
+    def features(self, y: np.ndarray, sr: int) -> np.ndarray:
+        """The recipe's vector for mono float samples ``y`` at rate ``sr``."""
+        return _FEATURE_FNS[self.name]()(y, sr)
+
+
+def _thesis_fn() -> Callable[[np.ndarray, int], np.ndarray]:
+    from mer_ray.media.audio import thesis_features
+
+    return thesis_features
+
+
+def _rich_fn() -> Callable[[np.ndarray, int], np.ndarray]:
+    from mer_ray.media.audio_rich import rich_features
+
+    return rich_features
+
+
+_FEATURE_FNS: dict[str, Callable[[], Callable[[np.ndarray, int], np.ndarray]]] = {
+    "thesis": _thesis_fn, "rich": _rich_fn,
+}
+
+AUDIO_RECIPES: dict[str, AudioRecipe] = {
+    "thesis": AudioRecipe("thesis", THESIS_COLUMN, 162, THESIS_AUG_COLUMN, "mlp",
+                          "the thesis's 162 means (ZCR, chroma, MFCC-20, RMS, mel-128)"),
+    "rich": AudioRecipe("rich", RICH_COLUMN, 735, None, "svm",
+                        "735 statistics of MFCC-40 with deltas, spectral shape and prosody"),
+}
+"""Recipe name -> recipe. The lengths are checked against the feature functions in tests."""
+
+
+def audio_recipe(name: str) -> AudioRecipe:
+    """The recipe called ``name``; ValueError listing the known ones otherwise."""
+    try:
+        return AUDIO_RECIPES[name]
+    except KeyError:
+        raise ValueError(f"unknown audio recipe {name!r}; expected one of "
+                         f"{', '.join(AUDIO_RECIPES)}") from None
+
+
+def recipe_for_column(column: str) -> AudioRecipe | None:
+    """The recipe whose vector lives in ``column`` (None if no recipe uses it)."""
+    return next((r for r in AUDIO_RECIPES.values() if r.column == column), None)
+
+
+def recipe_for_length(length: int) -> list[AudioRecipe]:
+    """Recipes whose vectors have ``length`` entries (to explain a shape mismatch)."""
+    return [r for r in AUDIO_RECIPES.values() if r.length == length]

@@ -1,0 +1,75 @@
+"""The models shipped inside the package, and the ``--visual`` / ``--audio`` argument values.
+
+A model argument is ``default`` (the bundled model of that kind), ``none`` (no model: that
+modality is not scored) or a run directory / URI written by ``train-visual`` / ``train-audio``.
+Bundled models are package data under ``mer_ray/models/pretrained/<name>/`` (a normal bundle
+directory plus ``MODEL_CARD.md``), read through ``importlib.resources`` so an installed wheel
+works the same as a source checkout.
+"""
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+
+DEFAULT = "default"
+NONE = "none"
+BUNDLED: dict[str, str] = {
+    "visual": "visual",                   # compact face CNN, FER2013
+    "audio": "audio",                     # rich recipe, RAVDESS actors 01-20
+    "audio_speaker_norm": "audio_speaker_norm",  # the same, speaker-normalised features
+}
+"""Bundled model name -> folder under mer_ray/models/pretrained/."""
+
+
+def pretrained_root() -> Path:
+    """The folder holding the bundled models (inside the installed package)."""
+    return Path(str(resources.files("mer_ray.models") / "pretrained"))
+
+
+def bundled_dir(name: str) -> str:
+    """The run directory of bundled model ``name``; ValueError when this install lacks it."""
+    if name not in BUNDLED:
+        raise ValueError(f"unknown bundled model {name!r}; expected one of {', '.join(BUNDLED)}")
+    path = pretrained_root() / BUNDLED[name]
+    if not (path / "bundle.json").is_file():
+        raise ValueError(f"the bundled {name} model is missing from this install ({path}); "
+                         "reinstall mer_ray or pass a run directory")
+    return str(path)
+
+
+def resolve_model(value: str | None, kind: str) -> str | None:
+    """A ``--visual`` / ``--audio`` value -> a run directory, or None for ``none``.
+
+    None and ``default`` mean the bundled model of ``kind`` ("visual" or "audio")."""
+    if kind not in ("visual", "audio"):
+        raise ValueError(f"unknown model kind {kind!r}")
+    if value is None or value == DEFAULT:
+        return bundled_dir(kind)
+    if value == NONE:
+        return None
+    return value
+
+
+def is_bundled(run_dir: str | None) -> bool:
+    """Whether ``run_dir`` is one of the bundled model folders."""
+    if not run_dir:
+        return False
+    try:
+        return Path(run_dir).resolve().parent == pretrained_root().resolve()
+    except OSError:
+        return False
+
+
+def list_bundled() -> list[dict]:
+    """One dict per bundled model present: name, path, bundle.json and the card's metrics."""
+    out = []
+    for name, folder in BUNDLED.items():
+        path = pretrained_root() / folder
+        if not (path / "bundle.json").is_file():
+            continue
+        info = json.loads((path / "bundle.json").read_text())
+        metrics_file = path / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        out.append({"name": name, "path": str(path), "bundle": info, "metrics": metrics})
+    return out
