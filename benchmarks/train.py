@@ -1,6 +1,6 @@
 """Training throughput: the Ray Train path vs a plain single-process Keras loop (model.fit).
 
-Same synthetic data (mer_ray.train.synthetic), same model, same batch size, in one run:
+Same synthetic data (tests/support/synthetic.py), same model, same batch size, in one run:
 
 - visual: images/s over the training epochs after the first (tracing/warm-up excluded),
   Alg. 3.1 augmentation on in both paths;
@@ -170,7 +170,8 @@ def main() -> int:
     p.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
     args = p.parse_args()
 
-    from mer_ray.train.synthetic import write_synthetic_shards
+    sys.path.insert(0, str(REPO / "tests"))          # test helpers: support.synthetic
+    from support.synthetic import write_synthetic_shards
 
     shards = str(write_synthetic_shards(tempfile.mkdtemp(prefix="bench-shards-"),
                                         clips_per_class=args.clips_per_class,
@@ -178,7 +179,7 @@ def main() -> int:
     out = ["## Training (benchmarks/train.py)", "",
            f"Machine: {machine()}.", "",
            f"Command: `python benchmarks/train.py {' '.join(sys.argv[1:])}`".rstrip() + ". "
-           "Synthetic data (mer_ray.train.synthetic), thesis split (80 % of rows for training), "
+           "Synthetic data (tests/support/synthetic.py), thesis split (80 % of rows for training), "
            "no validation; rates exclude the first epoch (tracing); Ray rates are the workers' "
            "own per-epoch training time (data streaming included, checkpointing excluded).", ""]
     for kind in args.kinds:

@@ -17,7 +17,7 @@ from mer_ray.models import audio_svm
 from mer_ray.models.bundle import AudioPredictor, BundleInfo, load_bundle_info, save_bundle
 from mer_ray.models.speaker_norm import (UNKNOWN_SPEAKER, SpeakerStats, speaker_keys,
                                          speaker_normalize)
-from mer_ray.train.synthetic import write_synthetic_shards
+from support.synthetic import write_synthetic_shards
 
 RICH = "audio_rich_features"
 SVM_RUN_FILES = {"model.skops", "bundle.json", "labels.json", "config.json", "metrics.json",

@@ -1,4 +1,4 @@
-"""cluster.yaml against Ray's own autoscaler schema, and the local-head helpers of mer_ray.cluster."""
+"""cluster.yaml against Ray's own autoscaler schema, and the local-head helpers of support.cluster."""
 from __future__ import annotations
 
 import copy
@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import ray
-from mer_ray import cluster
+from support import cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -94,7 +94,7 @@ def test_cluster_yaml_installs_this_project(cluster_config):
     assert starts.count("RAY_AUTH_MODE=token") == 2
 
 
-# ------------------------------------------------------------------------- mer_ray.cluster
+# ------------------------------------------------------------------------- support.cluster
 def test_free_port_is_bindable():
     port = cluster.free_port()
     with socket.socket() as sock:
@@ -156,15 +156,16 @@ def test_wait_until_times_out_with_context():
 
 
 def test_watchdog_stops_the_session_when_its_parent_dies(tmp_path):
-    """`python -m mer_ray.cluster watch`: a killed test run does not leave its head behind."""
+    """The watchdog (support/cluster.py run as a script, as start_head spawns it, from another
+    directory): a killed test run does not leave its head behind."""
     import psutil
 
     parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     head = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     marker = tmp_path / "head-temp"
     marker.mkdir()
-    watchdog = subprocess.Popen([sys.executable, "-m", "mer_ray.cluster", "watch", str(parent.pid),
-                                 str(head.pid), str(marker), "1"], start_new_session=True)
+    watchdog = subprocess.Popen(cluster.watchdog_argv(parent.pid, head.pid, marker, True),
+                                start_new_session=True, cwd=tmp_path)
     try:
         assert watchdog.poll() is None and head.poll() is None
         parent.kill()
@@ -186,7 +187,7 @@ def test_working_dir_upload_leaves_out_git_and_data(tmp_path):
     from ray._private.runtime_env.packaging import create_package
 
     tree = tmp_path / "repo"
-    for rel in (".git/HEAD", ".git/objects/ab/cd", "jobs/score.py", "mer_ray/cluster.py",
+    for rel in (".git/HEAD", ".git/objects/ab/cd", "jobs/score.py", "mer_ray/cli.py",
                 "shards/clips/part-1.parquet", "archive/Actor_01/clip.mp4", "runs/visual/model.keras",
                 "cluster.yaml"):
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -195,5 +196,5 @@ def test_working_dir_upload_leaves_out_git_and_data(tmp_path):
         shutil.copy(REPO / name, tree / name)
     create_package(str(tree), tmp_path / "pkg.zip", include_gitignore=True)
     names = {n for n in zipfile.ZipFile(tmp_path / "pkg.zip").namelist() if not n.endswith("/")}
-    assert {"jobs/score.py", "mer_ray/cluster.py", "cluster.yaml"} <= names
+    assert {"jobs/score.py", "mer_ray/cli.py", "cluster.yaml"} <= names
     assert not any(n.startswith((".git/", "shards/", "runs/")) or n.endswith(".mp4") for n in names), names

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.fs as pafs
 import pytest
 
-from mer_ray import cluster
+from support import cluster
 from mer_ray.data.schema import SUMMARY_FILE
 
 pytestmark = pytest.mark.cluster

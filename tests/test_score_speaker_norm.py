@@ -32,7 +32,7 @@ EXPECTED = {"no_audio": ("no_audio", "visual_only"), "video_only": ("video_only"
 def sn_bundle(tmp_path_factory) -> str:
     """A thesis-recipe RBF SVM trained with --speaker-norm on tiny synthetic clips."""
     from mer_ray.train.svm import train_svm
-    from mer_ray.train.synthetic import write_synthetic_shards
+    from support.synthetic import write_synthetic_shards
 
     root = tmp_path_factory.mktemp("sn_bundle")
     shards = write_synthetic_shards(root / "shards", clips_per_class=2, frames_per_clip=1,

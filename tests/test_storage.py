@@ -282,7 +282,7 @@ def test_score_with_file_uri_models_inputs_and_out(mixed_archive, tiny_bundles, 
 def test_train_audio_from_file_uri_shards_to_file_uri_run_dir(ray_local, tmp_path):
     from mer_ray.cli import main
     from mer_ray.models.bundle import AudioPredictor, load_bundle_info
-    from mer_ray.train.synthetic import write_synthetic_shards
+    from support.synthetic import write_synthetic_shards
 
     shards = write_synthetic_shards(tmp_path / "shards", clips_per_class=2, frames_per_clip=1)
     out = tmp_path / "run"

@@ -9,7 +9,7 @@ import pytest
 
 from mer_ray.config import EMOTIONS, RayConfig, TrainAudioConfig
 from mer_ray.data.splits import TEST
-from mer_ray.train.synthetic import write_synthetic_shards
+from support.synthetic import write_synthetic_shards
 
 # before the session's Ray starts: report/checkpoint every epoch without Ray Train's 2 s poll
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")

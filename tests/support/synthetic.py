@@ -1,4 +1,4 @@
-"""A tiny, separable synthetic shard set in the preprocess output layout (tests, benchmarks).
+"""A tiny, separable synthetic shard set in the preprocess output layout (tests, benchmarks/train.py).
 
 Faces are coloured noise whose colour depends on the class; audio vectors are class-dependent
 Gaussian blobs on very different feature scales (so standardisation matters); each clip has

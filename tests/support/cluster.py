@@ -1,4 +1,4 @@
-"""A private Ray head on this machine and `ray job submit` helpers (tests, one-GPU-machine use).
+"""A private Ray head on this machine and `ray job submit` helpers (test support).
 
 ``start_head`` runs ``ray start --head`` on free ports with its own ``--temp-dir`` and token
 authentication (Ray 2.60: ``RAY_AUTH_MODE=token`` + a token file named by
@@ -183,14 +183,20 @@ def _start_head_once(num_cpus: int, temp_dir: str | os.PathLike | None, object_s
     return head
 
 
+def watchdog_argv(parent_pid: int, session_id: int, temp_dir: str | os.PathLike,
+                  owns_temp_dir: bool) -> list[str]:
+    """The watchdog's command line: this file run as a script (it needs only the standard
+    library and psutil, so it works from any directory of a fresh clone)."""
+    return [sys.executable, str(Path(__file__).resolve()), "watch", str(parent_pid),
+            str(session_id), str(temp_dir), "1" if owns_temp_dir else "0"]
+
+
 def _spawn_watchdog(head: LocalHead) -> int:
-    """A detached `python -m mer_ray.cluster watch ...` that stops ``head`` once this process
-    is gone (a crashed or killed test run must not leave a Ray head behind)."""
-    argv = [sys.executable, "-m", "mer_ray.cluster", "watch", str(os.getpid()),
-            str(head.session_id), str(head.temp_dir), "1" if head.owns_temp_dir else "0"]
+    """A detached watchdog process that stops ``head`` once this process is gone (a crashed
+    or killed test run must not leave a Ray head behind)."""
+    argv = watchdog_argv(os.getpid(), head.session_id, head.temp_dir, head.owns_temp_dir)
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True,
-                            cwd=str(Path(__file__).resolve().parents[1]))
+                            stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
     return proc.pid
 
 
@@ -386,7 +392,7 @@ def wait_until(predicate, timeout_s: float, what: str, poll_s: float = 0.5,
 
 
 if __name__ == "__main__":
-    # python -m mer_ray.cluster watch PARENT_PID SESSION_ID TEMP_DIR OWNS_TEMP_DIR
+    # python tests/support/cluster.py watch PARENT_PID SESSION_ID TEMP_DIR OWNS_TEMP_DIR
     if len(sys.argv) == 6 and sys.argv[1] == "watch":
         sys.exit(_watch(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"))
-    sys.exit("usage: python -m mer_ray.cluster watch PARENT_PID SESSION_ID TEMP_DIR 0|1")
+    sys.exit("usage: python tests/support/cluster.py watch PARENT_PID SESSION_ID TEMP_DIR 0|1")
