@@ -88,6 +88,7 @@ def run_mer_ray(paths: list[Path], cfg: BenchConfig, rich_audio: bool = False) -
     ``rich_audio=False`` does the baseline's work; True is the job's default."""
     from mer_ray.config import PreprocessConfig, RayConfig
     from mer_ray.data.preprocess import run_preprocess, store_for
+    from mer_ray.media.options import ExtractOptions
 
     with tempfile.TemporaryDirectory() as tmp:
         listing = Path(tmp) / "inputs"
@@ -98,7 +99,7 @@ def run_mer_ray(paths: list[Path], cfg: BenchConfig, rich_audio: bool = False) -
         out = Path(tmp) / "shards"
         t0 = time.perf_counter()
         summary = run_preprocess(PreprocessConfig(data_dir=str(listing), out=str(out),
-                                                  rich_audio=rich_audio,
+                                                  extract=ExtractOptions(rich_audio=rich_audio),
                                                   ray=RayConfig(num_cpus=cfg.num_cpus)))
         seconds = time.perf_counter() - t0
         import ray

@@ -1,7 +1,8 @@
 """Constants from the thesis and one config dataclass per job.
 
-Everything that has a thesis default lives here, so a reader can check the numbers
-against SPEC.md in one place.
+Everything that has a thesis default is here (the media numbers are declared in
+mer_ray.media.constants and re-exported), so a reader can check them against SPEC.md in one
+place. Jobs that decode media nest the one ExtractOptions (mer_ray.media.options) as ``extract``.
 """
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
+
+# the media numbers, declared in the media layer (which imports no job config)
+from mer_ray.media.constants import (AUDIO_AUG_COPIES, DETECT_WIDTH, FACE_SIZE,  # noqa: F401
+                                     N_THESIS_FEATURES, REDETECT_EVERY, SAMPLE_RATE, SKIP_NO)
+from mer_ray.media.options import ExtractOptions
 
 # --- Labels ----------------------------------------------------------------------------
 EMOTIONS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
@@ -23,16 +29,6 @@ AROUSAL: dict[str, str] = {
 }
 """Arousal group shown with the fused label (thesis Table 4.5)."""
 
-# --- Media -----------------------------------------------------------------------------
-SKIP_NO = 10                 # one keyframe every 10 frames (thesis Alg. 3.4)
-FACE_SIZE = 200              # face crops are FACE_SIZE x FACE_SIZE x 3 RGB uint8
-DETECT_WIDTH = 320           # Haar runs on a grey frame downscaled to this width (benchmarks/preprocess.py
-                             # checks it finds the same faces as full-frame detection)
-REDETECT_EVERY = 6           # full-frame face search every 6th keyframe; in between, near the last face
-SAMPLE_RATE = 22_050         # librosa's default rate, used by the thesis features
-N_THESIS_FEATURES = 162      # ZCR 1 + chroma 12 + MFCC 20 + RMS 1 + mel 128
-AUDIO_AUG_COPIES = 2         # augmented copies per clip: training data triples (Alg. 3.2)
-
 # --- Protocols -------------------------------------------------------------------------
 ACTOR_FOLDS: tuple[tuple[int, ...], ...] = (
     (2, 5, 14, 15, 16),
@@ -44,7 +40,7 @@ ACTOR_FOLDS: tuple[tuple[int, ...], ...] = (
 """Actor-independent 5 folds (Luna-Jiménez et al. 2021), the default protocol."""
 PROTOCOLS = ("actor5fold", "loso", "thesis")
 
-# --- Audio recipes (issue 7) ------------------------------------------------------------
+# --- Audio recipes --------------------------------------------------------------------
 AUDIO_RECIPES: dict[str, str] = {"thesis": "audio_features", "rich": "audio_rich_features"}
 """Audio recipe -> the clips column holding its feature vector (162-D thesis, 735-D rich)."""
 AUDIO_CLASSIFIERS = ("mlp", "svm")
@@ -76,22 +72,13 @@ class PreprocessConfig(ConfigMixin):
     data_dir: str
     out: str
     corpus: str = "auto"              # auto | ravdess | manifest | folder
-    skip: int = SKIP_NO
-    max_keyframes: int = 512          # per video; long videos get a larger stride (bounded memory)
-    max_audio_s: float = 600.0        # audio beyond this is not decoded (bounded memory)
-    detect_width: int = DETECT_WIDTH  # Haar runs on a grey frame downscaled to this width
-    redetect_every: int = REDETECT_EVERY  # full-frame face search every N keyframes, else near the last face
-    audio_aug_copies: int = AUDIO_AUG_COPIES
-    rich_audio: bool = True           # also store the rich-recipe audio vector (issue 7)
-    seed: int = 0
+    extract: ExtractOptions = field(default_factory=ExtractOptions)
     strict: bool = False              # any failed input fails the job
-    max_file_mb: float = 4096.0       # larger files get status too_large, not decoded
     videos_per_shard: int = 16        # clips per Parquet shard at most (and per resume unit)
     workers: int | None = None        # extraction actors at most; None -> the cluster's CPUs
     ray: RayConfig = field(default_factory=RayConfig)
 
 
-# --- Score job (issue 5) ------------------------------------------------------------------
 @dataclass
 class ScoreConfig(ConfigMixin):
     """`mer-ray score`: archive -> keyframe faces + audio features -> both models -> Alg. 3.9
@@ -114,12 +101,8 @@ class ScoreConfig(ConfigMixin):
     visual_batch_videos: int = 8      # videos per visual actor call (Ray Data batch_size)
     audio_batch_videos: int = 64      # videos per audio actor call (Ray Data batch_size)
     videos_per_shard: int = 64        # output rows per Parquet shard (and per resume unit)
-    skip: int = SKIP_NO
-    max_keyframes: int = 512
-    max_audio_s: float = 600.0
-    detect_width: int = DETECT_WIDTH
-    redetect_every: int = REDETECT_EVERY
-    max_file_mb: float = 4096.0
+    extract: ExtractOptions = field(default_factory=ExtractOptions)  # augmentation and paths
+                                      # without a model are switched off for the run (score.plan)
     ray: RayConfig = field(default_factory=RayConfig)
 
 
@@ -153,12 +136,11 @@ class AnnotateConfig(ConfigMixin):
     audio: str | None = None
     w_visual: float = 0.5
     w_audio: float = 0.5
-    skip: int = SKIP_NO
-    max_keyframes: int = 512
-    detect_width: int = DETECT_WIDTH
+    extract: ExtractOptions = field(default_factory=ExtractOptions)  # skip, max_keyframes and
+                                      # detect_width are flags; augmentation is switched off
 
 
-# --- Train jobs (issue 4) --------------------------------------------------------------
+# --- Train jobs --------------------------------------------------------------------
 @dataclass
 class TrainCommon(ConfigMixin):
     """Settings shared by both train jobs (Ray Train, protocol, run directory)."""

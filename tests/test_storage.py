@@ -192,7 +192,8 @@ def test_remote_input_size_and_missing_give_status_rows(tmp_path):
 
 def test_remote_input_is_extracted_like_the_local_file(mixed_archive):
     from mer_ray.data.preprocess import extract_input
-    from mer_ray.media.extract import ClipExtractor, ExtractOptions
+    from mer_ray.media.extract import ClipExtractor
+    from mer_ray.media.options import ExtractOptions
 
     clip = mixed_archive["good"][0]
     ext = ClipExtractor(ExtractOptions(faces=False, rich_audio=False, audio_aug_copies=1))

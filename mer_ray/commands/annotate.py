@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from mer_ray.config import DETECT_WIDTH, SKIP_NO
+from mer_ray.commands.extract_args import add_extract_arguments, extract_options_from_args
 
 NAME = "annotate"
 HELP = "write a copy of a video with face boxes, per-keyframe and fused emotions drawn (audio kept)"
+ANNOTATE_EXTRACT_FLAGS = ("skip", "max_keyframes", "detect_width")
+"""ExtractOptions fields that are flags here (one video: the limits keep their defaults)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,10 +18,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audio", help="audio model run directory (path or URI)")
     p.add_argument("--fusion-weights", default="0.5,0.5",
                    help="'w_visual,w_audio' or a JSON file from tune-fusion")
-    p.add_argument("--skip", type=int, default=SKIP_NO, help="keep every SKIP-th frame (thesis: 10)")
-    p.add_argument("--max-keyframes", type=int, default=512)
-    p.add_argument("--detect-width", type=int, default=DETECT_WIDTH,
-                   help="face detection runs on a grey frame scaled to this width")
+    add_extract_arguments(p, only=ANNOTATE_EXTRACT_FLAGS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
     w = FusionWeights.parse(args.fusion_weights)
     result = annotate(AnnotateConfig(video=args.video, out=args.out, visual=args.visual,
                                      audio=args.audio, w_visual=w.visual, w_audio=w.audio,
-                                     skip=args.skip, max_keyframes=args.max_keyframes,
-                                     detect_width=args.detect_width or None))
+                                     extract=extract_options_from_args(args)))
     print(f"{result.emotion} ({result.arousal} arousal, {result.fusion_mode}); "
           f"{result.faces}/{result.keyframes} keyframes with a face; wrote {result.out}")
     return 0

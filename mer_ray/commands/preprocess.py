@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mer_ray.config import DETECT_WIDTH, REDETECT_EVERY, SKIP_NO, PreprocessConfig, RayConfig
+from mer_ray.commands.extract_args import add_extract_arguments, extract_options_from_args
+from mer_ray.config import PreprocessConfig, RayConfig
 
 NAME = "preprocess"
 HELP = "decode videos, crop faces from keyframes, extract audio features, write Parquet shards"
@@ -24,38 +25,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output folder (or URI) for the Parquet shards")
     p.add_argument("--corpus", default="auto", choices=["auto", "ravdess", "manifest", "folder"],
                    help="where labels come from (default: RAVDESS names if they parse)")
-    p.add_argument("--skip", type=int, default=SKIP_NO, help="keep every SKIP-th frame (thesis: 10)")
-    p.add_argument("--max-keyframes", type=int, default=512,
-                   help="per video; longer videos get a larger stride so memory stays bounded")
-    p.add_argument("--max-audio-s", type=float, default=600.0, help="decode at most this much audio")
-    p.add_argument("--detect-width", type=int, default=DETECT_WIDTH,
-                   help="face detection runs on a grey frame scaled to this width (0 = full frame)")
-    p.add_argument("--redetect-every", type=int, default=REDETECT_EVERY,
-                   help="full-frame face search every N keyframes, in between a search near the "
-                        "last face (1 = full search on every keyframe, the thesis way)")
-    p.add_argument("--aug-copies", type=int, default=2,
-                   help="augmented audio feature vectors per clip (Alg. 3.2; 2 triples the data)")
-    p.add_argument("--no-rich-audio", action="store_true",
-                   help="skip the rich-recipe audio vector (thesis features only)")
     p.add_argument("--videos-per-shard", type=int, default=16, help="at most; fewer on small jobs and towards the end of a job (load balance)")
     p.add_argument("--workers", type=int, default=None,
                    help="extraction actors at most (default: the cluster's CPUs at start; set it "
                         "on an autoscaling cluster)")
-    p.add_argument("--max-file-mb", type=float, default=4096.0, help="larger files get status too_large")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
+    add_extract_arguments(p)
     add_ray_arguments(p)
 
 
 def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
     return PreprocessConfig(
-        data_dir=args.data_dir, out=args.out, corpus=args.corpus, skip=args.skip,
-        max_keyframes=args.max_keyframes, max_audio_s=args.max_audio_s,
-        detect_width=args.detect_width, redetect_every=args.redetect_every,
-        audio_aug_copies=args.aug_copies, seed=args.seed,
-        rich_audio=not args.no_rich_audio,
-        strict=args.strict, max_file_mb=args.max_file_mb, videos_per_shard=args.videos_per_shard,
-        workers=args.workers,
+        data_dir=args.data_dir, out=args.out, corpus=args.corpus,
+        extract=extract_options_from_args(args), strict=args.strict,
+        videos_per_shard=args.videos_per_shard, workers=args.workers,
         ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
 
 
@@ -73,8 +56,6 @@ def run(args: argparse.Namespace) -> int:
     from mer_ray.data.preprocess import run_preprocess
 
     cfg = config_from_args(args)
-    if cfg.detect_width == 0:
-        cfg.detect_width = None
     summary = run_preprocess(cfg)
     print(format_summary(summary))
     if cfg.strict and summary["failed"]:

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import argparse
 
-from mer_ray.config import DETECT_WIDTH, REDETECT_EVERY, SKIP_NO, RayConfig, ScoreConfig
+from mer_ray.commands.extract_args import add_extract_arguments, extract_options_from_args
+from mer_ray.config import RayConfig, ScoreConfig
 
 NAME = "score"
 HELP = "score a video archive with both models (Ray Data), fuse (Alg. 3.9), one Parquet row per input"
+SCORE_EXTRACT_FLAGS = ("skip", "max_keyframes", "max_audio_s", "detect_width", "redetect_every",
+                       "max_file_mb")
+"""ExtractOptions fields that are flags here (scoring stores no augmented or extra vectors)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,15 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--visual-batch", type=int, default=8, help="videos per visual model call")
     p.add_argument("--audio-batch", type=int, default=64, help="videos per audio model call")
     p.add_argument("--videos-per-shard", type=int, default=64, help="rows per Parquet shard")
-    p.add_argument("--skip", type=int, default=SKIP_NO, help="keep every SKIP-th frame (thesis: 10)")
-    p.add_argument("--max-keyframes", type=int, default=512)
-    p.add_argument("--max-audio-s", type=float, default=600.0)
-    p.add_argument("--detect-width", type=int, default=DETECT_WIDTH,
-                   help="face detection runs on a grey frame scaled to this width")
-    p.add_argument("--redetect-every", type=int, default=REDETECT_EVERY,
-                   help="full-frame face search every N keyframes, in between a search near the "
-                        "last face (1 = full search on every keyframe, the thesis way)")
-    p.add_argument("--max-file-mb", type=float, default=4096.0)
+    add_extract_arguments(p, only=SCORE_EXTRACT_FLAGS)
     add_ray_arguments(p)
 
 
@@ -59,9 +55,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         audio_workers=args.audio_workers, model_cpus=args.model_cpus,
         extract_workers=args.extract_workers, visual_batch_videos=args.visual_batch,
         audio_batch_videos=args.audio_batch, videos_per_shard=args.videos_per_shard,
-        skip=args.skip, max_keyframes=args.max_keyframes, max_audio_s=args.max_audio_s,
-        detect_width=args.detect_width or None, redetect_every=args.redetect_every,
-        max_file_mb=args.max_file_mb,
+        extract=extract_options_from_args(args),
         ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
 
 

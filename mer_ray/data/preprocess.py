@@ -29,7 +29,7 @@ from mer_ray.data.schema import (CLIPS_DIR, CLIPS_SCHEMA, FRAMES_DIR, FRAMES_SCH
 from mer_ray.data.shards import ShardStore, new_shard_id, shard_id_for
 from mer_ray.data.sources import InputItem, list_inputs
 from mer_ray.media import errors as st
-from mer_ray.media.extract import ExtractOptions
+from mer_ray.media.options import ExtractOptions
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def run_preprocess(cfg: PreprocessConfig) -> dict:
         ds = ray.data.from_arrow(input_blocks([it.to_row() for it in work], sizes))
         # every actor starts at once (no scale-up ramp); all of them were there at start
         pool = ray.data.ActorPoolStrategy(min_size=min(n_actors, len(sizes)), max_size=n_actors)
-        ds = ds.map_batches(ExtractUDF, fn_constructor_args=(ExtractOptions.from_preprocess(cfg),),
+        ds = ds.map_batches(ExtractUDF, fn_constructor_args=(cfg.extract,),
                             batch_size=None, batch_format="pyarrow", compute=pool, num_cpus=1)
         # num_cpus=0: with every CPU held by an extraction actor, a write task that asks for
         # any CPU waits until extraction ends; at 0 the shards are written as blocks arrive

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mer_ray.config import N_THESIS_FEATURES, SAMPLE_RATE
+from mer_ray.media.constants import N_THESIS_FEATURES, SAMPLE_RATE
 from mer_ray.media import errors
 from mer_ray.media.video import check_file
 

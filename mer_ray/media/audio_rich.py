@@ -1,4 +1,4 @@
-"""The "rich" audio recipe (issue 7): utterance statistics of frame features plus prosody.
+"""The "rich" audio recipe: utterance statistics of frame features plus prosody.
 
 Vector layout (``RICH_FEATURE_NAMES``, ``N_RICH_FEATURES`` = 735, float32):
 
@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mer_ray.config import SAMPLE_RATE
+from mer_ray.media.constants import SAMPLE_RATE
 from mer_ray.media.audio import as_mono, quiet_librosa
 
 N_FFT = 1024

@@ -13,34 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mer_ray.config import (DETECT_WIDTH, REDETECT_EVERY, SAMPLE_RATE, SKIP_NO,
-                            PreprocessConfig)
 from mer_ray.media import errors as st
+from mer_ray.media.constants import SAMPLE_RATE
 from mer_ray.media.errors import MediaError
-
-@dataclass
-class ExtractOptions:
-    """What to extract and the limits that keep memory bounded."""
-
-    skip: int = SKIP_NO
-    max_keyframes: int = 512
-    max_audio_s: float = 600.0
-    detect_width: int | None = DETECT_WIDTH
-    redetect_every: int = REDETECT_EVERY  # full-frame face search every N keyframes (1: always)
-    audio_aug_copies: int = 2
-    seed: int = 0
-    max_file_mb: float = 4096.0
-    faces: bool = True
-    audio: bool = True
-    rich_audio: bool = True             # also the rich-recipe vector (mer_ray.media.audio_rich)
-    decode_threads: int | None = None   # FFmpeg decoder threads; 1 in Ray workers
-
-    @classmethod
-    def from_preprocess(cls, cfg: PreprocessConfig) -> "ExtractOptions":
-        return cls(skip=cfg.skip, max_keyframes=cfg.max_keyframes, max_audio_s=cfg.max_audio_s,
-                   detect_width=cfg.detect_width, redetect_every=cfg.redetect_every,
-                   audio_aug_copies=cfg.audio_aug_copies, rich_audio=cfg.rich_audio,
-                   seed=cfg.seed, max_file_mb=cfg.max_file_mb)
+from mer_ray.media.options import ExtractOptions
 
 
 @dataclass

@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from mer_ray.config import DETECT_WIDTH
+from mer_ray.media.constants import DETECT_WIDTH
 
 Box = tuple[int, int, int, int]
 """x, y, w, h in original-frame pixels."""

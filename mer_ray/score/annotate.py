@@ -7,6 +7,7 @@ the score job. Each keyframe's box and label stay on screen until the next keyfr
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,7 +53,7 @@ class AnnotateResult:
 
 def predict_video(cfg: AnnotateConfig) -> tuple[dict, list[Mark], FusionResult]:
     """Extract, predict and fuse one video: (clip info, keyframe marks, fused result)."""
-    from mer_ray.media.extract import ClipExtractor, ExtractOptions
+    from mer_ray.media.extract import ClipExtractor
     from mer_ray.models.bundle import AudioPredictor, VisualPredictor
 
     if cfg.visual is None and cfg.audio is None:
@@ -64,10 +65,9 @@ def predict_video(cfg: AnnotateConfig) -> tuple[dict, list[Mark], FusionResult]:
         audio_model = AudioPredictor(cfg.audio)
         check_audio_bundle(audio_model.info, cfg.audio)
     column = audio_model.info.feature_column if audio_model else "audio_features"
-    opts = ExtractOptions(skip=cfg.skip, max_keyframes=cfg.max_keyframes,
-                          detect_width=cfg.detect_width, audio_aug_copies=0,
-                          faces=cfg.visual is not None, audio=audio_model is not None,
-                          rich_audio=column == "audio_rich_features")
+    opts = dataclasses.replace(cfg.extract, audio_aug_copies=0, faces=cfg.visual is not None,
+                               audio=audio_model is not None,
+                               rich_audio=column == "audio_rich_features")
     ext = ClipExtractor(opts).extract(cfg.video)
     clip = ext.clip
     if clip["status"] in st.FAILED_STATUSES or clip["status"] == st.AUDIO_ONLY:

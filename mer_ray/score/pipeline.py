@@ -18,6 +18,7 @@ shard are skipped; the models and weights must match the earlier run (``run.json
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -30,7 +31,7 @@ import pyarrow as pa
 from mer_ray.config import EMOTIONS, ScoreConfig
 from mer_ray.data.shards import ShardStore
 from mer_ray.media import errors as st
-from mer_ray.media.extract import ExtractOptions
+from mer_ray.media.options import ExtractOptions
 from mer_ray.score.fusion import NONE, FusionWeights, fuse
 from mer_ray.score.predictors import (AUDIO_FEATURES_COL, AUDIO_PROBS_COL, FACE_PROBS_COL,
                                       FACES_COL)
@@ -73,13 +74,10 @@ def extract_options(cfg: ScoreConfig, audio_column: str = "audio_features",
                     decode_threads: int | None = None) -> ExtractOptions:
     """Extraction settings of a score run: no augmentation, a path without a model skipped, the
     rich audio vector only when the audio model wants it (``audio_column``)."""
-    return ExtractOptions(skip=cfg.skip, max_keyframes=cfg.max_keyframes,
-                          max_audio_s=cfg.max_audio_s, detect_width=cfg.detect_width,
-                          redetect_every=cfg.redetect_every,
-                          audio_aug_copies=0, max_file_mb=cfg.max_file_mb,
-                          faces=cfg.visual is not None, audio=cfg.audio is not None,
-                          rich_audio=audio_column == "audio_rich_features",
-                          decode_threads=decode_threads)
+    return dataclasses.replace(cfg.extract, audio_aug_copies=0,
+                               faces=cfg.visual is not None, audio=cfg.audio is not None,
+                               rich_audio=audio_column == "audio_rich_features",
+                               decode_threads=decode_threads)
 
 
 def extraction_row(item: dict, result: Any, audio_column: str = "audio_features") -> dict:
@@ -380,7 +378,7 @@ def run_score(cfg: ScoreConfig) -> dict:
     items = list_inputs(cfg.source, cfg.corpus)
     store = store_for(cfg.out)
     done = store.done_paths()
-    run = {"model_ids": ids, "weights": weights.normalized().to_dict(), "skip": cfg.skip,
+    run = {"model_ids": ids, "weights": weights.normalized().to_dict(), "skip": cfg.extract.skip,
            "timeline": cfg.timeline, "config": cfg.to_dict()}
     check_same_run(store, run, has_rows=bool(done))
     store.write_json(RUN_FILE, run)

@@ -1,0 +1,48 @@
+"""What to extract from one input, and the limits that keep memory bounded.
+
+``ExtractOptions`` is declared once here; each job config nests it (``cfg.extract``) and the
+``preprocess`` / ``score`` / ``annotate`` flags are generated from its fields
+(mer_ray/commands/extract_args.py). A field is a command-line flag when its metadata has
+``help``; ``flag`` overrides the name derived from the field (``--max-keyframes``), and a bool
+field defaulting to True becomes a ``--no-...`` switch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mer_ray.media.constants import AUDIO_AUG_COPIES, DETECT_WIDTH, REDETECT_EVERY, SKIP_NO
+
+
+@dataclass
+class ExtractOptions:
+    """Extraction settings shared by every job that decodes media."""
+
+    skip: int = field(default=SKIP_NO, metadata={
+        "help": "keep every SKIP-th frame (10 is the thesis's value)"})
+    max_keyframes: int = field(default=512, metadata={
+        "help": "keyframes per video at most; longer videos get a larger stride so memory stays "
+                "bounded"})
+    max_audio_s: float = field(default=600.0, metadata={
+        "help": "decode at most this many seconds of audio"})
+    detect_width: int | None = field(default=DETECT_WIDTH, metadata={
+        "help": "face detection runs on a grey frame scaled to this width (0 = full frame)"})
+    redetect_every: int = field(default=REDETECT_EVERY, metadata={
+        "help": "full-frame face search every N keyframes, in between a search near the last "
+                "face (1 = full search on every keyframe, the thesis way)"})
+    audio_aug_copies: int = field(default=AUDIO_AUG_COPIES, metadata={
+        "flag": "--aug-copies",
+        "help": "augmented audio feature vectors per clip (Alg. 3.2; 2 triples the data)"})
+    rich_audio: bool = field(default=True, metadata={
+        "flag": "--no-rich-audio",
+        "help": "skip the rich-recipe audio vector (thesis features only)"})
+    max_file_mb: float = field(default=4096.0, metadata={
+        "help": "larger files get status too_large, not decoded"})
+    seed: int = field(default=0, metadata={
+        "help": "seed of the audio augmentation (with each input's name)"})
+    faces: bool = True                  # keyframes' face crops (score: only with a visual model)
+    audio: bool = True                  # the audio track's features (score: only with an audio model)
+    decode_threads: int | None = None   # FFmpeg decoder threads; 1 in Ray workers
+
+    def __post_init__(self) -> None:
+        if self.detect_width == 0:      # the flag's "0 = full frame"
+            self.detect_width = None
