@@ -17,6 +17,8 @@ COMMANDS = [
     "evaluate",
     "tune_fusion",
     "annotate",
+    "evaluate_images",
+    "models",
 ]
 """Modules in mer_ray.commands; each defines NAME, HELP, add_arguments(p) and run(args) -> int.
 They import heavy libraries (TF, Ray) inside run(), so --help stays fast."""

@@ -63,6 +63,7 @@ def test_csv_layout(tmp_path):
     assert rows[0]["label"] == "fear" and rows[0]["speaker"] == "alice" and dropped == {"contempt": 1}
 
 
+@pytest.mark.slow
 def test_ingest_folder_writes_balanced_frames(tmp_path, ray_local):
     from mer_ray.data.ingest_images import run_ingest_images
     from mer_ray.train.data import plan_data
@@ -72,7 +73,7 @@ def test_ingest_folder_writes_balanced_frames(tmp_path, ray_local):
     rows, dropped = list_folder_images(str(src))
     assert dropped == {"contempt": 2}
     out = tmp_path / "shards"
-    s = run_ingest_images(IngestImagesConfig(data_dir=str(src), out=str(out),
+    s = run_ingest_images(IngestImagesConfig(data_dir=str(src), out=str(out), balance=True,
                                              ray=RayConfig(num_cpus=2)))
     smallest = min(n for name, n in FOLDERS.items() if name != "contempt")
     assert set(s["chosen_per_class"].values()) == {smallest}
@@ -90,3 +91,23 @@ def test_ingest_folder_writes_balanced_frames(tmp_path, ray_local):
     assert all(g.startswith("video:") for g in data.groups)
     with pytest.raises(FileExistsError):
         run_ingest_images(IngestImagesConfig(data_dir=str(src), out=str(out)))
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_ingest_fer_folder_keeps_every_image_by_default(tmp_path, ray_local, fer_validation):
+    """FER2013-style folders (48x48 grey JPEG): every image is kept unless --balance."""
+    from mer_ray.data.ingest_images import run_ingest_images
+
+    src = tmp_path / "fer"
+    per_class = {"anger": 3, "disgust": 1, "fearful": 2, "happy": 4}
+    for folder, n in per_class.items():
+        target = src / folder
+        target.mkdir(parents=True)
+        label = label_of(folder)
+        for image in sorted((fer_validation / label).glob("*.jpg"))[:n]:
+            (target / image.name).write_bytes(image.read_bytes())
+    s = run_ingest_images(IngestImagesConfig(data_dir=str(src), out=str(tmp_path / "out"),
+                                             ray=RayConfig(num_cpus=2)))
+    assert s["written"] == sum(per_class.values()) and s["balanced"] is False
+    assert s["written_per_class"]["fear"] == 2 and s["written_per_class"]["angry"] == 3

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 NAME = "ingest-images"
-HELP = ("face images in class folders or an AffectNet-style CSV -> 7 balanced classes, "
-        "200x200 RGB, FRAMES Parquet (for train-visual)")
+HELP = ("face images in class folders (AffectNet, FER2013) or an AffectNet-style CSV -> "
+        "7 classes, 200x200 RGB, FRAMES Parquet (for train-visual)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,10 +16,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layout", default="auto", choices=["auto", "folders", "csv"],
                    help="auto: a CSV if DATA is one or holds exactly one, else class folders")
     p.add_argument("--csv", default=None, help="CSV with path,label[,speaker] (or AffectNet's)")
+    p.add_argument("--balance", action="store_true",
+                   help="down-sample every class to the smallest one (default: keep every image "
+                        "and use train-visual --class-weight balanced)")
     p.add_argument("--no-balance", action="store_true",
-                   help="keep every image (default: down-sample to the smallest class)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--images-per-shard", type=int, default=512)
+                   help="deprecated: keeping every image is now the default")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the --balance down-sampling (default: %(default)s)")
+    p.add_argument("--images-per-shard", type=int, default=512,
+                   help="images per Parquet file (default: %(default)s)")
     add_ray_arguments(p)
 
 
@@ -28,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from mer_ray.data.ingest_images import run_ingest_images
 
     cfg = IngestImagesConfig(data_dir=args.data_dir, out=args.out, layout=args.layout,
-                             csv=args.csv, balance=not args.no_balance, seed=args.seed,
+                             csv=args.csv, balance=args.balance, seed=args.seed,
                              images_per_shard=args.images_per_shard,
                              ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
     s = run_ingest_images(cfg)

@@ -1,4 +1,4 @@
-"""Face-image corpora (AffectNet) -> balanced 7-class FRAMES Parquet, with Ray Data.
+"""Face-image corpora (AffectNet, FER2013) -> 7-class FRAMES Parquet, with Ray Data.
 
 Input layouts:
 
@@ -9,8 +9,9 @@ Input layouts:
   labels as names or AffectNet codes (0 neutral, 1 happy, 2 sad, 3 surprise, 4 fear,
   5 disgust, 6 anger, 7 contempt; 8-10 none/uncertain/non-face); paths relative to the CSV.
 
-Contempt (and anything without a project class) is dropped and counted. Classes are balanced by
-seeded down-sampling to the smallest class. Images are already faces: they are only converted
+Contempt (and anything without a project class) is dropped and counted. Every image is kept
+by default (train-visual --class-weight balanced evens the classes in the loss); ``balance``
+down-samples every class to the smallest one instead (seeded). Images are already faces: they are only converted
 to RGB and resized to 200x200. Rows use FRAMES_SCHEMA (video_id = image id, frame_index 0), so
 train-visual reads the output like preprocess output.
 """

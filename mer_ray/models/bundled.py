@@ -62,14 +62,15 @@ def is_bundled(run_dir: str | None) -> bool:
 
 
 def list_bundled() -> list[dict]:
-    """One dict per bundled model present: name, path, bundle.json and the card's metrics."""
+    """One dict per bundled model present: name, path, bundle.json and card.json (the model
+    card's facts: data, protocol, held-out accuracy, input, limits)."""
     out = []
     for name, folder in BUNDLED.items():
         path = pretrained_root() / folder
         if not (path / "bundle.json").is_file():
             continue
         info = json.loads((path / "bundle.json").read_text())
-        metrics_file = path / "metrics.json"
-        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-        out.append({"name": name, "path": str(path), "bundle": info, "metrics": metrics})
+        card_file = path / "card.json"
+        card = json.loads(card_file.read_text()) if card_file.is_file() else {}
+        out.append({"name": name, "path": str(path), "bundle": info, "card": card})
     return out

@@ -14,6 +14,7 @@ import keras
 from keras import layers
 
 from mer_ray.config import FACE_SIZE, NUM_CLASSES
+from mer_ray.models.face_cnn import build_compact_model, build_core  # registers FacePreprocess
 
 CASES = ("frozen", "unfrozen")
 BACKBONE_LAYER = "backbone"
@@ -26,6 +27,8 @@ class BackboneSpec:
     name: str
     preprocess: str            # ImagePreprocess mode: "none" | "tf" | "caffe" | "unit"
     weights_file: str | None   # the file name keras would download (notop), None: no ImageNet
+    predict_batch: int = 16    # faces per model call when scoring (EfficientNetB0 at 64 grows
+                               # a CPU process by ~5 GB; small nets want big batches)
 
 
 BACKBONES: dict[str, BackboneSpec] = {
@@ -38,6 +41,9 @@ BACKBONES: dict[str, BackboneSpec] = {
                              "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
     # A tiny conv stack for tests and smoke runs on 2 CPU cores; not a thesis model.
     "tiny": BackboneSpec("tiny", "unit", None),
+    # The compact 48 px grey face CNN (models/face_cnn.py) with its own small head; the
+    # bundled face model. Grey conversion and resizing are layers inside it.
+    "compact": BackboneSpec("compact", "none", None, predict_batch=256),
 }
 
 
@@ -129,8 +135,13 @@ def _tiny_backbone(shape: tuple[int, int, int]) -> keras.Model:
 def build_visual_model(backbone: str = "efficientnetb0", case: str = "frozen",
                        weights: str | None = None, dropout: float = 0.2) -> keras.Model:
     """Backbone + GAP -> Dropout -> Dense 2048 relu -> Dropout -> Dense 1024 relu -> Dropout
-    -> Dense 7 softmax (thesis Fig. 3.2); ``case`` frozen trains the head only."""
+    -> Dense 7 softmax (thesis Fig. 3.2); ``case`` frozen trains the head only. ``compact``
+    is the face CNN of models/face_cnn.py with its own head instead."""
     spec = _spec(backbone)
+    if backbone == "compact":
+        if weights is not None:
+            raise ValueError("backbone 'compact' has no ImageNet weights: use --init none")
+        return set_case(build_compact_model(build_core(dropout=max(dropout, 0.4))), case)
     inputs = keras.Input((FACE_SIZE, FACE_SIZE, 3), name="image")
     x = ImagePreprocess(spec.preprocess, name="preprocess")(inputs)
     base = build_backbone(backbone, weights)
