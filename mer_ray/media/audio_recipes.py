@@ -32,6 +32,13 @@ class AudioRecipe:
         """The recipe's vector for mono float samples ``y`` at rate ``sr``."""
         return _FEATURE_FNS[self.name]()(y, sr)
 
+    def augmented(self, y: np.ndarray, sr: int, copies: int, seed: int) -> np.ndarray:
+        """``copies`` vectors of augmented versions of ``y`` (Alg. 3.2), shape (copies, length);
+        the same (y, seed) always gives the same rows. ValueError for a recipe without copies."""
+        if self.aug_column is None:
+            raise ValueError(f"audio recipe {self.name!r} has no augmented copies")
+        return _AUGMENT_FNS[self.name]()(y, sr, copies, seed)
+
 
 def _thesis_fn() -> Callable[[np.ndarray, int], np.ndarray]:
     from mer_ray.media.audio import thesis_features
@@ -45,8 +52,17 @@ def _rich_fn() -> Callable[[np.ndarray, int], np.ndarray]:
     return rich_features
 
 
+def _thesis_augmented_fn() -> Callable[[np.ndarray, int, int, int], np.ndarray]:
+    from mer_ray.media.audio import augmented_features
+
+    return augmented_features
+
+
 _FEATURE_FNS: dict[str, Callable[[], Callable[[np.ndarray, int], np.ndarray]]] = {
     "thesis": _thesis_fn, "rich": _rich_fn,
+}
+_AUGMENT_FNS: dict[str, Callable[[], Callable[[np.ndarray, int, int, int], np.ndarray]]] = {
+    "thesis": _thesis_augmented_fn,
 }
 
 AUDIO_RECIPES: dict[str, AudioRecipe] = {
@@ -56,6 +72,10 @@ AUDIO_RECIPES: dict[str, AudioRecipe] = {
                         "735 statistics of MFCC-40 with deltas, spectral shape and prosody"),
 }
 """Recipe name -> recipe. The lengths are checked against the feature functions in tests."""
+
+RECIPE_COLUMNS: tuple[str, ...] = tuple(
+    c for r in AUDIO_RECIPES.values() for c in (r.column, r.aug_column) if c is not None)
+"""Every clips column a recipe fills (vectors and augmented copies)."""
 
 
 def audio_recipe(name: str) -> AudioRecipe:

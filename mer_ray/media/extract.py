@@ -1,8 +1,9 @@
 """Everything the pipeline takes from one input file, in one pass, without Ray.
 
 ``ClipExtractor.extract(path)`` decodes keyframes (every ``skip``-th frame), crops the largest
-face of each, decodes the audio track and computes its 162-D thesis features (plus augmented
-copies for training). It never raises: a failure becomes ``status`` + ``error`` in the result.
+face of each, decodes the audio track and computes each audio recipe's vector
+(media/audio_recipes.py: the 162-D thesis features, plus augmented copies for training, and
+the rich vector). It never raises: a failure becomes ``status`` + ``error`` in the result.
 Both the preprocess job and the score job call it.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mer_ray.media import errors as st
+from mer_ray.media.audio_recipes import AUDIO_RECIPES, RECIPE_COLUMNS, RICH_COLUMN, AudioRecipe
 from mer_ray.media.constants import SAMPLE_RATE
 from mer_ray.media.errors import MediaError
 from mer_ray.media.options import ExtractOptions
@@ -32,9 +34,14 @@ def _empty_clip() -> dict:
     return {"duration_s": None, "fps": None, "width": None, "height": None, "frames_decoded": 0,
             "skip_used": None, "keyframes": 0, "faces_found": 0, "no_face_frames": 0,
             "has_audio": False, "audio_seconds": None, "audio_truncated": False,
-            "audio_features": None, "audio_aug_features": None, "audio_rich_features": None,
+            **{column: None for column in RECIPE_COLUMNS},
             "status": st.OK, "error": None,
             "t_decode_s": 0.0, "t_faces_s": 0.0, "t_audio_s": 0.0, "t_total_s": 0.0}
+
+
+def audio_recipes(opts: ExtractOptions) -> list[AudioRecipe]:
+    """The recipes whose vectors a clip gets: every one, the rich one only with ``rich_audio``."""
+    return [r for r in AUDIO_RECIPES.values() if opts.rich_audio or r.column != RICH_COLUMN]
 
 
 def failed_extraction(status: str, reason: str) -> Extraction:
@@ -116,7 +123,7 @@ class ClipExtractor:
 
     def _audio(self, path: str, clip: dict, name: str) -> MediaError | None:
         """Decode the track and compute features into ``clip``; the error if it can't."""
-        from mer_ray.media.audio import augmented_features, decode_audio, thesis_features
+        from mer_ray.media.audio import decode_audio
 
         t0 = time.perf_counter()
         try:
@@ -124,15 +131,12 @@ class ClipExtractor:
             y = track.samples
             clip.update(has_audio=True, audio_seconds=len(y) / track.sample_rate,
                         audio_truncated=bool(track.truncated))
-            clip["audio_features"] = thesis_features(y, track.sample_rate).tolist()
-            if self.opts.audio_aug_copies > 0:
-                seed = zlib.crc32(name.encode()) ^ self.opts.seed
-                aug = augmented_features(y, track.sample_rate, self.opts.audio_aug_copies, seed)
-                clip["audio_aug_features"] = np.asarray(aug).tolist()
-            if self.opts.rich_audio:
-                from mer_ray.media.audio_rich import rich_features
-
-                clip["audio_rich_features"] = rich_features(y, track.sample_rate).tolist()
+            for recipe in audio_recipes(self.opts):
+                clip[recipe.column] = recipe.features(y, track.sample_rate).tolist()
+                if recipe.aug_column is not None and self.opts.audio_aug_copies > 0:
+                    seed = zlib.crc32(name.encode()) ^ self.opts.seed
+                    aug = recipe.augmented(y, track.sample_rate, self.opts.audio_aug_copies, seed)
+                    clip[recipe.aug_column] = np.asarray(aug).tolist()
             if clip["duration_s"] is None:
                 clip["duration_s"] = clip["audio_seconds"]
         except MediaError as err:

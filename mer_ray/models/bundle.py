@@ -33,7 +33,7 @@ class BundleInfo:
     classes: list[str]           # == list(EMOTIONS)
     model_file: str              # "model.keras"
     recipe: str                  # audio: "thesis" (or "rich"); visual: "face200"
-    feature_column: str | None   # audio: "audio_features"; visual: None
+    feature_column: str | None   # audio: its recipe's clips column; visual: None
     backbone: str | None         # visual backbone name
     model_id: str                # "<kind>:<backbone or recipe>:<first 12 hex of sha256(model)>"
     classifier: str = "mlp"      # audio: "mlp" (Keras) | "svm" (skops); visual: "mlp" (head)
@@ -227,30 +227,16 @@ class AudioPredictor(_Predictor):
         return self._predict(x)
 
     def _shape_error(self, shape: tuple) -> str:
-        from mer_ray.config import AUDIO_RECIPES
+        """What went wrong, naming the recipe whose vectors were fed when the length says so."""
+        from mer_ray.media.audio_recipes import recipe_for_length
 
-        want = self.n_features
         text = (f"{self.run_dir}: this audio model was trained on the {self.info.recipe!r} "
-                f"recipe and expects (N, {want}) features from column "
+                f"recipe and expects (N, {self.n_features}) features from column "
                 f"'{self.info.feature_column}'; got {shape}")
         if len(shape) == 2:
-            other = {name: column for name, column in AUDIO_RECIPES.items()
-                     if name != self.info.recipe and _recipe_length(name) == shape[1]}
-            for name, column in other.items():
-                text += (f". {shape[1]} columns is the {name!r} recipe ('{column}'): score with "
-                         f"a model trained with --recipe {name}, or feed '"
-                         f"{self.info.feature_column}'")
+            for recipe in recipe_for_length(shape[1]):
+                if recipe.name != self.info.recipe:
+                    text += (f". {shape[1]} columns is the {recipe.name!r} recipe "
+                             f"('{recipe.column}'): score with a model trained with --recipe "
+                             f"{recipe.name}, or feed '{self.info.feature_column}'")
         return text
-
-
-def _recipe_length(recipe: str) -> int | None:
-    """Feature vector length of a recipe (None for an unknown one)."""
-    if recipe == "thesis":
-        from mer_ray.config import N_THESIS_FEATURES
-
-        return N_THESIS_FEATURES
-    if recipe == "rich":
-        from mer_ray.media.audio_rich import N_RICH_FEATURES
-
-        return N_RICH_FEATURES
-    return None
