@@ -175,6 +175,7 @@ class TrainVisualConfig(TrainCommon):
     init: str = "imagenet"            # imagenet | none | PATH.keras (e.g. the AffectNet stage)
     weights_file: str | None = None   # ImageNet .h5 instead of the keras cache
     augment: bool = True              # Alg. 3.1 on the training stream
+    class_weight: str = "none"        # none | balanced: class c weighs N / (K * n_c) in the loss
 
 
 @dataclass
@@ -182,38 +183,20 @@ class TrainAudioConfig(TrainCommon):
     """`mer-ray train-audio`: an audio classifier on one recipe's clip vectors.
 
     ``recipe`` thesis: the 162-D features + Table 4.4 MLP (thesis §3.5), the default here so
-    programmatic callers reproduce the thesis; the CLI defaults to ``rich`` (issue 7).
-    ``feature_column`` / ``use_augmented`` / ``classifier`` left None follow the recipe (rich has
-    no augmented copies; its default classifier is the SVM)."""
+    programmatic callers reproduce the thesis; the CLI defaults to ``rich``.
+    ``feature_column`` / ``use_augmented`` / ``classifier`` left None follow the recipe
+    (media/audio_recipes.py: rich has no augmented copies; its default classifier is the SVM);
+    train.tasks.resolve_audio fills them in and refuses contradicting settings."""
 
     epochs: int = 800
     batch_size: int = 32
     checkpoint_every: int = 10        # epochs between checkpoints (an epoch takes milliseconds)
-    feature_column: str | None = None  # None -> AUDIO_RECIPES[recipe]
+    feature_column: str | None = None  # None -> the recipe's column
     use_augmented: bool | None = None  # training rows get their augmented copies (Alg. 3.2);
-                                      # None -> thesis: True, rich: False (none are stored)
-    recipe: str = "thesis"            # thesis | rich (see AUDIO_RECIPES)
-    classifier: str | None = None     # mlp (Ray Train) | svm (driver); None -> DEFAULT_CLASSIFIER
+                                      # None -> when the recipe stores them and the MLP trains
+    recipe: str = "thesis"            # thesis | rich (media/audio_recipes.py)
+    classifier: str | None = None     # mlp (Ray Train) | svm (driver); None -> the recipe's
     speaker_norm: bool = False        # z-score each speaker's clips first (models/speaker_norm.py)
-
-    def __post_init__(self) -> None:
-        if self.recipe not in AUDIO_RECIPES:
-            raise ValueError(f"unknown audio recipe {self.recipe!r}; expected one of "
-                             f"{', '.join(AUDIO_RECIPES)}")
-        column = AUDIO_RECIPES[self.recipe]
-        if self.feature_column is None:
-            self.feature_column = column
-        elif self.feature_column != column and self.feature_column in AUDIO_RECIPES.values():
-            raise ValueError(f"recipe {self.recipe} reads '{column}', not '{self.feature_column}'")
-        if self.use_augmented is None:
-            self.use_augmented = self.recipe == "thesis"
-        elif self.use_augmented and self.recipe != "thesis":
-            raise ValueError(f"recipe {self.recipe} has no augmented copies (use_augmented=False)")
-        if self.classifier is None:
-            self.classifier = DEFAULT_CLASSIFIER[self.recipe]
-        if self.classifier not in AUDIO_CLASSIFIERS:
-            raise ValueError(f"unknown audio classifier {self.classifier!r}; expected one of "
-                             f"{', '.join(AUDIO_CLASSIFIERS)}")
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Audio recipes (issue 7): SVM / rich MLP bundles, speaker normalisation, recipe checks, CLI.
+"""Audio recipes: SVM / rich MLP bundles, speaker normalisation, recipe checks, CLI.
 
 No Ray here: the SVM trains on the driver; the MLP bundle is built directly."""
 from __future__ import annotations
@@ -65,16 +65,23 @@ def _permute_labels(src: Path, dst: Path, actor: int | None, seed: int = 0) -> P
 
 
 def test_config_resolves_the_recipe_and_refuses_mixed_settings():
-    thesis, rich = TrainAudioConfig(), TrainAudioConfig(recipe="rich")
+    from mer_ray.train.tasks import AudioMLPTask, AudioSVMTask, resolve_audio, task_for
+
+    thesis, rich = resolve_audio(TrainAudioConfig()), resolve_audio(TrainAudioConfig(recipe="rich"))
     assert (thesis.feature_column, thesis.use_augmented, thesis.classifier) == \
         ("audio_features", True, "mlp")
     assert (rich.feature_column, rich.use_augmented, rich.classifier) == (RICH, False, "svm")
+    assert isinstance(task_for(TrainAudioConfig(recipe="rich")), AudioSVMTask)
+    assert isinstance(task_for(TrainAudioConfig(recipe="rich", classifier="mlp")), AudioMLPTask)
+    assert resolve_audio(TrainAudioConfig(classifier="svm")).use_augmented is False
     with pytest.raises(ValueError, match="augmented"):
-        TrainAudioConfig(recipe="rich", use_augmented=True)
+        resolve_audio(TrainAudioConfig(recipe="rich", use_augmented=True))
     with pytest.raises(ValueError, match="reads"):
-        TrainAudioConfig(recipe="rich", feature_column="audio_features")
+        resolve_audio(TrainAudioConfig(recipe="rich", feature_column="audio_features"))
     with pytest.raises(ValueError, match="recipe"):
-        TrainAudioConfig(recipe="mfcc")
+        resolve_audio(TrainAudioConfig(recipe="mfcc"))
+    with pytest.raises(ValueError, match="classifier"):
+        resolve_audio(TrainAudioConfig(classifier="knn"))
 
 
 def test_svm_bundle_save_load_predict_gives_the_same_probabilities(tmp_path):
@@ -169,22 +176,25 @@ def test_speaker_normalize_standardises_each_speaker_separately():
 def test_speaker_normalisation_never_reads_labels(rich_shards, tmp_path):
     """Shuffling every label leaves the normalised training features unchanged, and shuffling
     the held-out actor's labels leaves the SVM's test probabilities unchanged."""
-    from mer_ray.train.audio_recipes import (read_clip_rows, speaker_stats,
-                                             write_speaker_normalised_shards)
+    from mer_ray.data.splits import TRAIN
+    from mer_ray.train.data import clips_source, iter_split_local, plan_data, read_clip_rows, \
+        speaker_stats
+    from mer_ray.train.runner import resolve_plan, train
 
     shuffled = _permute_labels(rich_shards, tmp_path / "all", actor=None)
     a, b = (read_clip_rows(str(s), RICH) for s in (rich_shards, shuffled))
     assert not np.array_equal(a.labels, b.labels)
-    np.testing.assert_array_equal(speaker_stats(a).normalize(a.x, a.speakers),
-                                  speaker_stats(b).normalize(b.x, b.speakers))
-    out_a = write_speaker_normalised_shards(str(rich_shards), RICH, tmp_path / "sn_a")
-    out_b = write_speaker_normalised_shards(str(shuffled), RICH, tmp_path / "sn_b")
-    fa, fb = (pq.read_table(next(Path(o, "clips").glob("*.parquet")))[RICH].to_pylist()
-              for o in (out_a, out_b))
-    raw = pq.read_table(next((rich_shards / "clips").glob("*.parquet")))[RICH].to_pylist()
-    assert fa == fb and fa != raw
+    sa, sb = (speaker_stats(str(s), RICH) for s in (rich_shards, shuffled))
+    np.testing.assert_array_equal(sa.normalize(a.x, a.speakers), sb.normalize(b.x, b.speakers))
+    plan, data = plan_data(str(rich_shards), clips_source(RICH, sa),
+                           resolve_plan(TrainAudioConfig(val="none")))
 
-    from mer_ray.train.svm import train_svm
+    def train_rows(key: str, raw: bool = False) -> np.ndarray:
+        return np.concatenate([b[key] for b in iter_split_local(data, plan, TRAIN, raw=raw)])
+
+    normed, raw = train_rows("x"), train_rows("x", raw=True)
+    np.testing.assert_array_equal(normed, sa.normalize(raw, train_rows("speaker")))
+    assert not np.allclose(normed, raw)
 
     test_actor = 2                                        # actor5fold fold 0
     held_out = _permute_labels(rich_shards, tmp_path / "test", actor=test_actor)
@@ -192,7 +202,8 @@ def test_speaker_normalisation_never_reads_labels(rich_shards, tmp_path):
     for shards, name in ((rich_shards, "orig"), (held_out, "perm")):
         cfg = TrainAudioConfig(shards=str(shards), out=str(tmp_path / name), recipe="rich",
                                speaker_norm=True, val="none")
-        outcome = train_svm(cfg)
+        outcome = train(cfg)                              # rich -> the SVM, on the driver
+        assert outcome.metrics["classifier"] == "svm"
         assert outcome.metrics["counts"]["test"]["groups"] == [f"actor:{test_actor}"]
         rows = read_clip_rows(str(shards), RICH)
         test = np.asarray([g == f"actor:{test_actor}" for g in rows.groups])
@@ -217,7 +228,7 @@ def test_cli_train_audio_rich_svm_writes_the_run_directory(rich_shards, tmp_path
     assert metrics["counts"]["test"]["rows"] == metrics["n"] > 0
     assert metrics["accuracy"] > metrics["chance_level"]  # separable synthetic blobs
     assert "test accuracy" in capsys.readouterr().out
-    from mer_ray.train.audio_recipes import read_clip_rows
+    from mer_ray.train.data import read_clip_rows
 
     rows = read_clip_rows(str(rich_shards), RICH)
     pred = AudioPredictor(str(out))

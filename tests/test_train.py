@@ -37,22 +37,23 @@ def audio_run(synthetic_shards, ray_local, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def visual_cli_run(synthetic_shards, ray_local, tmp_path_factory):
-    """The CLI with 2 workers, thesis protocol; rank 1 crashes once at epoch 2 and Ray Train
-    restarts the group from the last checkpoint (--max-failures 1)."""
-    from mer_ray.cli import main
+    """The train-visual command with 2 workers, thesis protocol, balanced class weights;
+    rank 1 crashes once at epoch 2 (a CrashOnce hook) and Ray Train restarts the group from
+    the last checkpoint (--max-failures 1)."""
+    from mer_ray.cli import build_parser
+    from mer_ray.commands import train_visual
+    from mer_ray.train.loop import TrainHooks
+    from support.train_hooks import CrashOnce
 
     tmp = tmp_path_factory.mktemp("visual")
     out = tmp / "run"
     marker = tmp / "failed-once"
-    os.environ["MER_RAY_TEST_FAIL_ONCE_AT_EPOCH"] = "2"
-    os.environ["MER_RAY_TEST_FAIL_MARKER"] = str(marker)
-    try:
-        rc = main(["train-visual", str(synthetic_shards), "--backbone", "tiny", "--case",
-                   "unfrozen", "--init", "none", "--protocol", "thesis", "--epochs", "4",
-                   "--batch-size", "8", "--lr", "0.003", "--workers", "2", "--max-failures",
-                   "1", "--out", str(out)])
-    finally:
-        del os.environ["MER_RAY_TEST_FAIL_ONCE_AT_EPOCH"], os.environ["MER_RAY_TEST_FAIL_MARKER"]
+    args = build_parser().parse_args([
+        "train-visual", str(synthetic_shards), "--backbone", "tiny", "--case", "unfrozen",
+        "--init", "none", "--protocol", "thesis", "--epochs", "4", "--batch-size", "8",
+        "--lr", "0.003", "--workers", "2", "--max-failures", "1", "--class-weight",
+        "balanced", "--out", str(out)])
+    rc = train_visual.run(args, hooks=TrainHooks(on_epoch_start=CrashOnce(2, str(marker))))
     return rc, out, marker
 
 
@@ -65,6 +66,7 @@ def test_visual_run_resumes_from_the_checkpoint_after_a_worker_crash(visual_cli_
     assert [r["epoch"] for r in rows] == list(range(4))  # every epoch once, none redone
     assert [r["attempt"] for r in rows] == [0, 0, 1, 1]  # restarted at epoch 2, not 0
     assert json.loads((out / "metrics.json").read_text())["resumed"] is True
+    assert json.loads((out / "config.json").read_text())["class_weight"] == "balanced"
 
 
 def test_audio_run_learns_and_writes_the_run_directory(audio_run):
@@ -122,3 +124,78 @@ def test_visual_cli_run_thesis_protocol_is_labelled_leaky(visual_cli_run):
     assert pred.info.backbone == "tiny" and pred.info.recipe == "face200"
     rows = read_history_csv(out / "history.csv")
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+
+
+def test_balanced_class_weights_are_n_over_k_times_n_c():
+    from mer_ray.train.tasks import balanced_class_weights
+
+    labels = np.array([0] * 6 + [1] * 3 + [3] * 1)           # N=10, K=3 classes present
+    w = balanced_class_weights(labels)
+    np.testing.assert_allclose(w, [10 / 18, 10 / 9, 0, 10 / 3, 0, 0, 0])
+    assert np.isclose((w[labels]).sum(), len(labels))          # every class weighs N / K
+    np.testing.assert_allclose(balanced_class_weights(np.arange(7).repeat(2)), np.ones(7))
+
+
+def test_weighted_loss_scales_each_example_by_its_class_weight():
+    import tensorflow as tf
+
+    from mer_ray.train.loop import per_example_loss
+
+    y = tf.constant([0, 1, 1], tf.int32)
+    probs = tf.constant([[0.5, 0.5] + [0.0] * 5, [0.2, 0.8] + [0.0] * 5,
+                         [0.9, 0.1] + [0.0] * 5], tf.float32)
+    plain = per_example_loss(y, probs).numpy()
+    np.testing.assert_allclose(plain, -np.log([0.5, 0.8, 0.1]), rtol=1e-5)
+    weights = tf.constant([2.0, 0.5, 1, 1, 1, 1, 1], tf.float32)
+    np.testing.assert_allclose(per_example_loss(y, probs, weights).numpy(),
+                               plain * [2.0, 0.5, 0.5], rtol=1e-5)
+
+
+def test_audio_mlp_with_speaker_norm_trains_on_normalised_rows(synthetic_shards, ray_local,
+                                                                tmp_path):
+    """The MLP sees every clip z-scored per speaker (in the Ray Data map, no copied shards):
+    the standardisation stored in the model is that of the normalised training rows."""
+    import keras
+
+    from mer_ray.models.bundle import load_bundle_info
+    from mer_ray.models.speaker_norm import SpeakerStats
+    from mer_ray.train.data import iter_split_local, plan_data, read_clip_rows
+    from mer_ray.train.runner import resolve_plan, train
+
+    cfg = TrainAudioConfig(shards=str(synthetic_shards), out=str(tmp_path / "run"), epochs=2,
+                           checkpoint_every=2, speaker_norm=True, val="none",
+                           ray=RayConfig(num_cpus=2))
+    outcome = train(cfg)
+    assert not (tmp_path / "run" / "_speaker_norm").exists()
+    info = load_bundle_info(outcome.run_dir)
+    assert (info.classifier, info.speaker_norm) == ("mlp", True)
+    assert outcome.metrics["speaker_norm"] is True and outcome.metrics["accuracy"] > 0.3
+    rows = read_clip_rows(str(synthetic_shards), "audio_features")
+    stats = SpeakerStats().update(rows.x, rows.speakers)
+    plan, data = plan_data(str(synthetic_shards), "audio", resolve_plan(cfg))
+    raw = list(iter_split_local(data, plan, "train", augmented=True))
+    x = np.concatenate([stats.normalize(b["x"], b["speaker"]) for b in raw])
+    layer = keras.saving.load_model(f"{outcome.run_dir}/model.keras").get_layer("standardise")
+    np.testing.assert_allclose(np.asarray(layer.mean).ravel(), x.mean(0), rtol=1e-4, atol=1e-4)
+
+
+def test_train_honours_the_recipe_classifier_and_refuses_contradictions(synthetic_shards,
+                                                                         tmp_path):
+    from mer_ray.train.runner import train
+    from mer_ray.train.tasks import resolve_audio
+
+    cfg = TrainAudioConfig(shards=str(synthetic_shards), out=str(tmp_path / "svm"),
+                           feature_column="audio_features", recipe="thesis", classifier="svm")
+    outcome = train(cfg)                                   # no Ray: fitted on the driver
+    assert outcome.metrics["classifier"] == "svm"
+    assert json.loads((tmp_path / "svm" / "config.json").read_text())["use_augmented"] is False
+    assert (tmp_path / "svm" / "model.skops").exists()
+    assert resolve_audio(TrainAudioConfig(recipe="rich")).classifier == "svm"
+    with pytest.raises(ValueError, match="original clips"):
+        train(TrainAudioConfig(shards=str(synthetic_shards), out=str(tmp_path / "bad"),
+                               classifier="svm", use_augmented=True))
+    from mer_ray.config import TrainVisualConfig
+
+    with pytest.raises(ValueError, match="class_weight"):
+        train(TrainVisualConfig(shards=str(synthetic_shards), out=str(tmp_path / "bad"),
+                                class_weight="inverse"))

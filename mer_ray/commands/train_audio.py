@@ -14,8 +14,9 @@ HELP = ("train an audio emotion model: --recipe rich (default, 735-D + SVM) or t
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mer_ray.config import AUDIO_CLASSIFIERS, AUDIO_RECIPES
+    from mer_ray.media.audio_recipes import AUDIO_RECIPES
     from mer_ray.train.options import add_common_arguments
+    from mer_ray.train.tasks import AUDIO_CLASSIFIERS
 
     add_common_arguments(p, epochs=800, batch_size=32, checkpoint_every=10)
     p.add_argument("--recipe", default="rich", choices=list(AUDIO_RECIPES),
@@ -39,21 +40,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
+    """The resolved TrainAudioConfig (recipe defaults filled in); SystemExit for settings
+    that contradict each other."""
     from mer_ray.config import TrainAudioConfig
     from mer_ray.train.options import common_kwargs
+    from mer_ray.train.tasks import task_for
 
     try:
-        return TrainAudioConfig(**common_kwargs(args), feature_column=args.feature_column,
-                                use_augmented=False if args.no_augmented else None,
-                                recipe=args.recipe, classifier=args.classifier,
-                                speaker_norm=args.speaker_norm)
+        cfg = TrainAudioConfig(**common_kwargs(args), feature_column=args.feature_column,
+                               use_augmented=False if args.no_augmented else None,
+                               recipe=args.recipe, classifier=args.classifier,
+                               speaker_norm=args.speaker_norm)
+        return task_for(cfg).cfg
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
 
 
 def run(args: argparse.Namespace) -> int:
-    from mer_ray.train.audio_recipes import format_outcome, train_audio
+    from mer_ray.train.options import format_outcome
+    from mer_ray.train.runner import train
 
-    outcome = train_audio(config_from_args(args), progress=True)
+    outcome = train(config_from_args(args), progress=True)
     print(format_outcome(outcome))
     return 0

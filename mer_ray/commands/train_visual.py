@@ -22,6 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "PATH.keras / a run directory, local or a URI (e.g. the AffectNet stage)")
     p.add_argument("--weights-file", default=None, help="ImageNet .h5 weights (no download)")
     p.add_argument("--no-augment", action="store_true", help="disable Alg. 3.1 augmentation")
+    p.add_argument("--class-weight", default="none", choices=("none", "balanced"),
+                   help="none (default): every face counts the same in the loss; balanced: "
+                        "each face of class c counts N / (K * n_c), where the training split "
+                        "has N faces, K classes and n_c faces of class c, so rare emotions "
+                        "weigh as much as common ones")
 
 
 def config_from_args(args: argparse.Namespace):
@@ -30,10 +35,11 @@ def config_from_args(args: argparse.Namespace):
 
     return TrainVisualConfig(**common_kwargs(args), backbone=args.backbone, case=args.case,
                              init=args.init, weights_file=args.weights_file,
-                             augment=not args.no_augment)
+                             augment=not args.no_augment, class_weight=args.class_weight)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, hooks=None) -> int:
+    """Train and print the summary; ``hooks`` (loop.TrainHooks) are for tests."""
     from mer_ray.models.visual import imagenet_weights_path
     from mer_ray.train.options import format_summary
     from mer_ray.train.runner import train
@@ -41,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if cfg.init == "imagenet":
         imagenet_weights_path(cfg.backbone, cfg.weights_file)  # fail fast, before Ray starts
-    outcome = train(cfg, progress=True)
+    outcome = train(cfg, progress=True, hooks=hooks)
     print(format_summary(outcome))
     return 0

@@ -1,4 +1,4 @@
-"""RBF SVM for audio vectors (issue 7): scikit-learn, saved with skops (no pickle). No Ray here.
+"""RBF SVM for audio vectors: scikit-learn, saved with skops (no pickle). No Ray here.
 
 The saved object is one Pipeline: StandardScaler (fitted on the training rows only) ->
 CalibratedClassifierCV(SVC(rbf), sigmoid, ensemble=False): the SVC is fitted on all training

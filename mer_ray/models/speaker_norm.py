@@ -1,4 +1,4 @@
-"""Per-speaker z-scoring of audio feature vectors (`train-audio --speaker-norm`, issue 7).
+"""Per-speaker z-scoring of audio feature vectors (`train-audio --speaker-norm`).
 
 Every clip's vector is standardised with the mean and standard deviation of *its own
 speaker's* clips, before the classifier's global scaler, at training and at scoring time.

@@ -1,8 +1,9 @@
-"""Test-split evaluation of a saved bundle (driver side; the split is streamed from the Parquet
-files with pyarrow, original rows only)."""
+"""Split evaluation of a saved bundle (driver side; the split is streamed from the Parquet
+files with pyarrow, original rows only, fed to the model as scoring feeds it)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Callable
 
 import numpy as np
 
@@ -10,18 +11,18 @@ from mer_ray.data.splits import TEST, SplitPlan
 from mer_ray.report.metrics import chance_level, classification_metrics
 from mer_ray.train.data import TrainData, iter_split_local
 
+BatchPredictor = Callable[[dict], np.ndarray]
+"""One {"x", "y", "video_id", ...} batch -> (N, 7) probabilities."""
 
-def predict_split(run_dir: str, data: TrainData, plan: SplitPlan, split: str = TEST,
-                  feature_column: str = "audio_features"):
-    """(y_true, probs, video_ids) of one split, predicted by the bundle in ``run_dir``
-    (original rows only: never augmented copies)."""
-    from mer_ray.models.bundle import AudioPredictor, VisualPredictor
 
-    predictor = VisualPredictor(run_dir) if data.kind == "visual" else AudioPredictor(run_dir)
+def predict_split(predict: BatchPredictor, data: TrainData, plan: SplitPlan,
+                  split: str = TEST) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(y_true, probs, video_ids) of one split (original rows only: never augmented copies;
+    raw features: a speaker-normalised bundle normalises them itself)."""
     ys, probs, ids = [], [], []
-    for batch in iter_split_local(data, plan, split, feature_column=feature_column):
+    for batch in iter_split_local(data, plan, split, raw=True):
         ys.append(batch["y"])
-        probs.append(predictor.predict(batch["x"]))
+        probs.append(predict(batch))
         ids.append(batch["video_id"])
     if not ys:
         return np.zeros(0, int), np.zeros((0, 7), np.float32), np.zeros(0, object)
@@ -41,14 +42,15 @@ def video_level(y_true: np.ndarray, probs: np.ndarray, video_ids: np.ndarray
             np.array([int(np.argmax(sums[k])) for k in keys], int))
 
 
-def evaluate(run_dir: str, data: TrainData, plan: SplitPlan,
-             feature_column: str = "audio_features") -> dict:
-    """Test metrics (classification_metrics) + chance level, and per-video metrics for visual."""
-    y_true, probs, ids = predict_split(run_dir, data, plan, TEST, feature_column)
+def evaluate(predict: BatchPredictor, data: TrainData, plan: SplitPlan, split: str = TEST,
+             per_video: bool = False) -> dict:
+    """Metrics of one split (classification_metrics) + chance level; ``per_video`` adds the
+    metrics of the mean prediction per video (rows are frames of videos)."""
+    y_true, probs, ids = predict_split(predict, data, plan, split)
     y_pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
     out = classification_metrics(y_true, y_pred)
     out["chance_level"] = chance_level(y_true)
-    if data.kind == "visual" and len(y_true):
+    if per_video and len(y_true):
         vy, vp = video_level(y_true, probs, ids)
         video = classification_metrics(vy, vp)
         out["video_level"] = {"accuracy": video["accuracy"], "n": video["n"],

@@ -6,6 +6,10 @@ on rank 0, and every ``checkpoint_every`` epochs (1: every epoch) save a checkpo
 (model.keras = current, best.keras = best on validation, meta.json = epoch, history) from
 rank 0 and report from every rank. At start the loop resumes from
 ``ray.train.get_checkpoint()`` when Ray Train restarted it after a failure.
+
+The loop knows nothing about the model kind: the loop config hands it a model builder, the
+input dtype, whether to augment and cache, optional class weights for the loss, and the
+caller's hooks (see TrainHooks).
 """
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -23,22 +29,17 @@ CURRENT_FILE = "model.keras"
 BEST_FILE = "best.keras"
 
 
-class InjectedFailure(RuntimeError):
-    """Raised once by a worker when a test asks for it (fail_once_at_epoch)."""
+EpochHook = Callable[[int, int, int], None]
+"""Called as hook(epoch, rank, world_size) on every worker."""
 
 
-def build_model(cfg: dict):
-    """A fresh model per the loop config (visual backbone + head, or the audio MLP)."""
-    if cfg["kind"] == "visual":
-        from mer_ray.models.visual import init_visual_model
+@dataclass
+class TrainHooks:
+    """Callables a caller hands to runner.train that the workers run; none in normal use.
+    They are pickled to the workers, so they must be picklable (module-level functions or
+    objects)."""
 
-        m = cfg["model"]
-        return init_visual_model(m["backbone"], m["case"], m["init"], m.get("weights_file"))
-    from mer_ray.models.audio_mlp import build_audio_mlp
-
-    m = cfg["model"]
-    return build_audio_mlp(m["input_dim"], np.asarray(m["mean"], np.float32),
-                           np.asarray(m["variance"], np.float32))
+    on_epoch_start: EpochHook | None = None   # before each epoch (tests raise here to crash)
 
 
 def compile_model(model, lr: float):
@@ -47,16 +48,6 @@ def compile_model(model, lr: float):
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
                   loss="sparse_categorical_crossentropy")
     return model
-
-
-def _maybe_fail(cfg: dict, epoch: int, rank: int, world: int) -> None:
-    at, marker = cfg.get("fail_once_at_epoch"), cfg.get("fail_marker")
-    if at is None or epoch != at or rank != world - 1 or not marker:
-        return
-    if os.path.exists(marker):
-        return
-    Path(marker).write_text(f"failed at epoch {epoch}\n")
-    raise InjectedFailure(f"injected worker failure at epoch {epoch} (rank {rank})")
 
 
 def _restore(checkpoint, best_local: str):
@@ -114,8 +105,18 @@ class _Batches:
             yield tf.constant(x[idx], self.x_dtype), tf.constant(y[idx].astype(np.int32))
 
 
+def per_example_loss(y, probs, class_weights=None):
+    """Sparse categorical cross-entropy per example, times the weight of its true class when
+    ``class_weights`` (a (K,) tensor) is given."""
+    import keras
+    import tensorflow as tf
+
+    loss = keras.losses.sparse_categorical_crossentropy(y, probs)
+    return loss if class_weights is None else loss * tf.gather(class_weights, y)
+
+
 def train_loop_per_worker(cfg: dict) -> None:
-    """Ray Train entry point (see module doc). ``cfg`` is JSON-like (see runner.loop_config)."""
+    """Ray Train entry point (see module doc); ``cfg`` is built by raytrain.loop_config."""
     import ray.train
     import tensorflow as tf
 
@@ -142,14 +143,14 @@ def train_loop_per_worker(cfg: dict) -> None:
                                  "configuration; delete OUT/_ray or use another --out")
             meta["attempt"] = int(meta.get("attempt", 0)) + 1
         else:
-            model = compile_model(build_model(cfg), cfg["lr"])
+            model = compile_model(cfg["build_model"](), cfg["lr"])
             meta = {"epoch": -1, "best_epoch": -1, "best_val_acc": -1.0, "best_val_loss": None,
                     "history": [], "attempt": 0, "config_key": cfg["config_key"]}
         optimizer = model.optimizer
 
     global_batch = int(cfg["global_batch"])
     per_worker = max(1, global_batch // world)
-    x_dtype = tf.uint8 if cfg["kind"] == "visual" else tf.float32
+    x_dtype = tf.as_dtype(cfg["x_dtype"])
     train = _Batches(ray.train.get_dataset_shard("train"), per_worker, cfg["cache"], True,
                      int(cfg["seed"]) + rank, x_dtype, drop_last=True)
     val_shard = ray.train.get_dataset_shard("val") if cfg["has_val"] else None
@@ -157,6 +158,9 @@ def train_loop_per_worker(cfg: dict) -> None:
            if val_shard is not None and rank == 0 else None)
     steps = int(cfg["steps_per_epoch"])
     augment = bool(cfg.get("augment"))
+    weights = (tf.constant(cfg["class_weights"], tf.float32) if cfg.get("class_weights")
+               else None)
+    on_epoch_start = cfg.get("on_epoch_start")
 
     @tf.function
     def train_step(x, y):
@@ -165,7 +169,7 @@ def train_loop_per_worker(cfg: dict) -> None:
                 x = augment_batch(x)
             with tf.GradientTape() as tape:
                 probs = model(x, training=True)
-                per_example = keras.losses.sparse_categorical_crossentropy(y, probs)
+                per_example = per_example_loss(y, probs, weights)
                 loss = tf.reduce_sum(per_example) / global_batch
             grads = tape.gradient(loss, model.trainable_variables)
             optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -185,7 +189,8 @@ def train_loop_per_worker(cfg: dict) -> None:
         return tf.reduce_sum(per_example), hits, tf.cast(tf.shape(y)[0], tf.float32)
 
     for epoch in range(int(meta["epoch"]) + 1, int(cfg["epochs"])):
-        _maybe_fail(cfg, epoch, rank, world)
+        if on_epoch_start is not None:
+            on_epoch_start(epoch, rank, world)
         t0 = time.perf_counter()
         totals = np.zeros(3)
         done = 0

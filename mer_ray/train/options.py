@@ -74,3 +74,18 @@ def format_summary(outcome) -> str:
                      f"(chance {v['chance_level']:.3f}, n={v['n']})")
     lines.append(f"run directory: {outcome.run_dir}")
     return "\n".join(lines)
+
+
+def format_outcome(outcome) -> str:
+    """The train-audio CLI's closing lines (either classifier)."""
+    m = outcome.metrics
+    norm = ", speaker-normalised" if m.get("speaker_norm") else ""
+    if m.get("classifier") != "svm":
+        return f"{m.get('recipe', 'thesis')} recipe, MLP{norm}\n" + format_summary(outcome)
+    fold = "" if m["fold"] is None else f" fold {m['fold']}"
+    leaky = "  [LEAKY: random split over rows]" if m["leaky"] else ""
+    return "\n".join([
+        f"audio model ({m['recipe']} recipe, SVM{norm}), protocol {m['protocol']}{fold}{leaky}",
+        f"test accuracy {m['accuracy']:.3f} (chance {m['chance_level']:.3f}, n={m['n']}), "
+        f"macro F1 {m['macro']['f1']:.3f}; fitted in {m['fit_s']:.1f} s",
+        f"run directory: {outcome.run_dir}"])
