@@ -32,6 +32,18 @@ def real_video(shared_data: Path) -> Path:
     return shared_data / "ravdess-video" / "01-01-07-02-02-01-01_1.mp4"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests declare their cost: one that starts local Ray (the ray_local fixture) must be
+    marked slow, so `pytest -m "not slow"` stays a fast subset. Tests that start Ray another
+    way (a subprocess, a Ray head) are marked by hand."""
+    unmarked = [item.nodeid for item in items
+                if "ray_local" in getattr(item, "fixturenames", ())
+                and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError("tests using ray_local need @pytest.mark.slow: "
+                                + ", ".join(unmarked))
+
+
 @pytest.fixture(scope="session")
 def ray_local():
     """One embedded local Ray for the whole session (2 CPUs, as on CI)."""

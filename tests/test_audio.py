@@ -86,7 +86,7 @@ def test_decode_stereo_48k_wav_downmixes_like_librosa(speech_wav: Path) -> None:
 
 
 def test_decode_matches_ffmpeg_cli_on_real_video(real_video: Path) -> None:
-    """Same samples as the old CLI pipe, including its cut of the AAC padding: the clip
+    """Same samples as an `ffmpeg` CLI pipe, including its cut of the AAC padding: the clip
     decodes 173 x 1024 samples but the stream states 176576 (4.004 s at 44.1 kHz)."""
     track = _assert_matches_cli(real_video)
     assert len(track.samples) == round(176_576 / 2)

@@ -1,4 +1,4 @@
-"""The rich audio recipe (issue 7): layout, edge cases and what its numbers mean."""
+"""The rich audio recipe: layout, edge cases and what its numbers mean."""
 from __future__ import annotations
 
 from pathlib import Path

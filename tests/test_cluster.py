@@ -188,7 +188,7 @@ def test_working_dir_upload_leaves_out_git_and_data(tmp_path):
 
     tree = tmp_path / "repo"
     for rel in (".git/HEAD", ".git/objects/ab/cd", "jobs/score.py", "mer_ray/cli.py",
-                "shards/clips/part-1.parquet", "archive/Actor_01/clip.mp4", "runs/visual/model.keras",
+                "tests/support/held_job.py", "shards/clips/part-1.parquet", "archive/Actor_01/clip.mp4", "runs/visual/model.keras",
                 "cluster.yaml"):
         (tree / rel).parent.mkdir(parents=True, exist_ok=True)
         (tree / rel).write_text("x")
@@ -196,5 +196,51 @@ def test_working_dir_upload_leaves_out_git_and_data(tmp_path):
         shutil.copy(REPO / name, tree / name)
     create_package(str(tree), tmp_path / "pkg.zip", include_gitignore=True)
     names = {n for n in zipfile.ZipFile(tmp_path / "pkg.zip").namelist() if not n.endswith("/")}
-    assert {"jobs/score.py", "mer_ray/cli.py", "cluster.yaml"} <= names
+    # tests/support: test_job_submit submits its held job script from there
+    assert {"jobs/score.py", "mer_ray/cli.py", "tests/support/held_job.py", "cluster.yaml"} <= names
     assert not any(n.startswith((".git/", "shards/", "runs/")) or n.endswith(".mp4") for n in names), names
+
+
+# ------------------------------------------------------------------------- support.held_job
+def test_held_job_gate_lets_a_fixed_number_of_calls_through(tmp_path):
+    """The first PASSES input sets pass (a retry of one passes again); any other one holds."""
+    from support import held_job
+
+    gate = str(tmp_path)
+    taken = [held_job.take_pass(gate, 2, paths) for paths in (["a"], ["b"], ["c"], ["a"], ["b", "c"])]
+    assert taken == [True, True, False, True, False]
+    assert sorted(p.name for p in tmp_path.glob("slot-*")) == ["slot-0", "slot-1"]
+
+
+def test_held_job_wraps_the_extraction_stage_of_both_jobs(tmp_path, monkeypatch):
+    """held_job replaces the class both jobs build their extraction stage from, also where it
+    was imported by name; a held call never reaches the class's own __call__."""
+    import importlib
+
+    import pyarrow as pa
+
+    from support import held_job
+
+    module_name, name = held_job.EXTRACTION
+    module = importlib.import_module(module_name)
+    base = getattr(module, name)
+    importer = type(sys)("mer_ray._held_job_probe")     # a module that imported it by name
+    setattr(importer, name, base)
+    monkeypatch.setitem(sys.modules, importer.__name__, importer)
+    monkeypatch.setattr(module, name, base)             # restored after the test
+    held = held_job.install(str(tmp_path), 1)
+    assert issubclass(held, base) and held is not base
+    assert getattr(module, name) is held and getattr(importer, name) is held
+
+    class Stage:
+        def __call__(self, batch):
+            return batch.num_rows
+
+    def hold(gate_dir):
+        raise RuntimeError("held")
+
+    monkeypatch.setattr(held_job, "hold", hold)
+    stage = held_job.gated(Stage, str(tmp_path), 1)()
+    assert stage(pa.table({"path": ["x.mp4"]})) == 1
+    with pytest.raises(RuntimeError, match="held"):
+        stage(pa.table({"path": ["y.mp4"]}))

@@ -14,6 +14,8 @@ from support.synthetic import write_synthetic_shards
 # before the session's Ray starts: report/checkpoint every epoch without Ray Train's 2 s poll
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
 
+pytestmark = pytest.mark.slow          # every test here trains on local Ray
+
 RUN_FILES = {"model.keras", "bundle.json", "labels.json", "config.json", "history.csv",
              "metrics.json", "confusion.png", "curves.png"}
 
