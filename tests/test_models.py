@@ -71,15 +71,40 @@ def test_cli_backbone_choices_match_models():
 
 def test_missing_imagenet_weights_name_the_expected_file(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    tried = []
+
+    def offline(backbone, weights=None):   # what keras.applications does without a network
+        tried.append((backbone, weights))
+        raise OSError("URL fetch failure: no route to host")
+
+    monkeypatch.setattr(visual, "build_backbone", offline)
     with pytest.raises(FileNotFoundError, match="efficientnetb0_notop.h5"):
         visual.init_visual_model("efficientnetb0", "frozen", "imagenet")
     with pytest.raises(FileNotFoundError, match="resnet50_weights_tf_dim_ordering_tf_kernels_notop"):
         visual.imagenet_weights_path("resnet50")
     with pytest.raises(FileNotFoundError, match="expected imagenet, none"):
         visual.init_visual_model("tiny", "frozen", str(tmp_path / "nope.keras"))
+    assert ("efficientnetb0", "imagenet") in tried       # Keras's own download was tried
+    with pytest.raises(FileNotFoundError, match="OSError: URL fetch failure") as err:
+        visual.imagenet_weights_path("mobilenetv2")
+    assert "machine" not in str(err.value) and "--init none" in str(err.value)
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5").write_bytes(b"x")
+    tried.clear()
     assert visual.imagenet_weights_path("mobilenetv2").startswith(str(tmp_path))
+    assert tried == []                                   # the cache comes first
+
+
+def test_imagenet_download_lands_in_the_keras_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    spec = visual.BACKBONES["resnet50"]
+
+    def fetch(backbone, weights=None):       # Keras's download writes the cache file
+        (tmp_path / "models").mkdir(exist_ok=True)
+        (tmp_path / "models" / spec.weights_file).write_bytes(b"h5")
+
+    monkeypatch.setattr(visual, "build_backbone", fetch)
+    assert visual.imagenet_weights_path("resnet50") == str(tmp_path / "models" / spec.weights_file)
 
 
 def test_augmentation_alg_3_1():

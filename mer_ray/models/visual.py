@@ -83,29 +83,56 @@ def keras_home() -> Path:
     return Path(os.environ.get("KERAS_HOME") or os.path.expanduser("~/.keras"))
 
 
-def imagenet_weights_path(backbone: str, weights_file: str | None = None) -> str:
-    """The local ImageNet weights file for ``backbone``; never downloads.
+DOWNLOAD_TIMEOUT_S = 120.0
 
-    ``weights_file`` wins when given. Raises FileNotFoundError naming the expected file.
-    """
+
+def imagenet_weights_path(backbone: str, weights_file: str | None = None,
+                          download: bool = True) -> str:
+    """The local ImageNet weights file for ``backbone``: ``weights_file`` when given, else the
+    Keras cache (``$KERAS_HOME/models/``), else Keras's own download into that cache.
+
+    Raises FileNotFoundError naming the expected file when none of these gives one."""
     spec = _spec(backbone)
     if spec.weights_file is None:
-        raise ValueError(f"backbone {backbone!r} has no ImageNet weights")
+        raise ValueError(f"backbone {backbone!r} has no ImageNet weights: use --init none")
     if weights_file:
         if not os.path.isfile(weights_file):
             raise FileNotFoundError(f"--weights-file {weights_file} does not exist")
         return weights_file
     path = keras_home() / "models" / spec.weights_file
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"ImageNet weights for {backbone} not found: expected {path} (keras cache, "
-            f"$KERAS_HOME/models/{spec.weights_file}). This machine has no network: copy the file "
-            f"there, pass --weights-file PATH, or use --init none.")
-    return str(path)
+    if path.is_file():
+        return str(path)
+    reason = "downloads are off" if not download else download_imagenet_weights(backbone)
+    if path.is_file():
+        return str(path)
+    raise FileNotFoundError(
+        f"ImageNet weights for {backbone} are not in the Keras cache ({path}) and could not be "
+        f"downloaded ({reason}): copy {spec.weights_file} there, pass --weights-file PATH, "
+        f"or use --init none")
+
+
+def download_imagenet_weights(backbone: str, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> str:
+    """Let Keras fetch ``backbone``'s ImageNet weights into its cache, as keras.applications
+    does; returns "ok" or why it failed (no network, a proxy, a time-out)."""
+    import logging
+    import socket
+
+    logging.getLogger(__name__).info("downloading ImageNet weights for %s into %s", backbone,
+                                     keras_home() / "models")
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)
+    try:
+        build_backbone(backbone, weights="imagenet")
+        return "ok"
+    except Exception as err:  # noqa: BLE001 - any failure of the fetch is reported the same way
+        return f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+    finally:
+        socket.setdefaulttimeout(previous)
 
 
 def build_backbone(backbone: str, weights: str | None = None) -> keras.Model:
-    """A headless backbone for 200x200x3 inputs; ``weights`` is None or a local .h5 path."""
+    """A headless backbone for 200x200x3 inputs; ``weights`` is None, a local .h5 path or
+    "imagenet" (Keras's cache, then its download)."""
     shape = (FACE_SIZE, FACE_SIZE, 3)
     if backbone == "efficientnetb0":
         model = keras.applications.EfficientNetB0(include_top=False, weights=weights,
