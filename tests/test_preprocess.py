@@ -37,6 +37,7 @@ def read(out: Path, name: str):
     return pq.read_table(out / name).to_pandas()
 
 
+@pytest.mark.slow
 def test_rows_equal_inputs_with_right_statuses(small_sample, preprocessed):
     out, summary = preprocessed
     clips = read(out, "clips")
@@ -46,6 +47,7 @@ def test_rows_equal_inputs_with_right_statuses(small_sample, preprocessed):
     assert failed.error.str.len().min() > 10          # every failure says why
 
 
+@pytest.mark.slow
 def test_face_crops_and_keyframes(preprocessed):
     out, _ = preprocessed
     clips, frames = read(out, "clips"), read(out, "frames")
@@ -64,6 +66,7 @@ def test_face_crops_and_keyframes(preprocessed):
     assert face.std() > 5                              # a picture, not a constant block
 
 
+@pytest.mark.slow
 def test_audio_features_and_augmented_copies(preprocessed):
     out, _ = preprocessed
     clips = read(out, "clips")
@@ -78,6 +81,7 @@ def test_audio_features_and_augmented_copies(preprocessed):
     assert no_audio.audio_features.isna().all() and not no_audio.has_audio.any()
 
 
+@pytest.mark.slow
 def test_summary_json(preprocessed):
     out, summary = preprocessed
     on_disk = json.loads((out / "summary.json").read_text())
@@ -86,6 +90,7 @@ def test_summary_json(preprocessed):
     assert on_disk["face_crops"] == int(read(out, "frames").shape[0])
 
 
+@pytest.mark.slow
 def test_rerun_resumes_without_duplicates(small_sample, preprocessed, tmp_path):
     out, _ = preprocessed
     copy = tmp_path / "shards"
@@ -104,6 +109,7 @@ def test_rerun_resumes_without_duplicates(small_sample, preprocessed, tmp_path):
     assert summary["this_run"]["processed"] == 0 and summary["inputs"] == 23
 
 
+@pytest.mark.slow
 def test_strict_fails_on_bad_inputs(small_sample, ray_local, tmp_path):
     from mer_ray.cli import main
 
@@ -114,6 +120,7 @@ def test_strict_fails_on_bad_inputs(small_sample, ray_local, tmp_path):
     assert main(["preprocess", str(bad_only), "--out", str(tmp_path / "b"), "--strict"]) == 1
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_exact_rows(small_sample, tmp_path):
     """SIGKILL a CLI run after its first committed shard; the re-run completes without duplicates."""
     out = tmp_path / "shards"
@@ -143,6 +150,7 @@ def test_killed_run_resumes_to_exact_rows(small_sample, tmp_path):
     assert not list(out.rglob("_tmp-*"))
 
 
+@pytest.mark.slow
 def test_real_ravdess_clip_and_speech(shared_data, ray_local, tmp_path):
     data = tmp_path / "real"
     (data / "Actor_01").mkdir(parents=True)

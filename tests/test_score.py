@@ -62,6 +62,7 @@ def _rows(out) -> dict[str, dict]:
     return {r["path"]: r for r in table.to_pylist()}
 
 
+@pytest.mark.slow
 def test_one_row_per_input_with_right_status(scored, mixed_archive):
     from mer_ray.data.sources import list_inputs
 
@@ -81,6 +82,7 @@ def test_one_row_per_input_with_right_status(scored, mixed_archive):
         assert row["faces"] > 0 and row["keyframes"] >= row["faces"] and row["has_audio"]
 
 
+@pytest.mark.slow
 def test_rows_are_consistent(scored):
     cfg, _ = scored
     for row in _rows(cfg.out).values():
@@ -100,6 +102,7 @@ def test_rows_are_consistent(scored):
         assert row["t_fusion_s"] is not None and row["t_decode_s"] is not None
 
 
+@pytest.mark.slow
 def test_timeline_has_every_keyframe(scored):
     cfg, _ = scored
     timeline = pipeline.store_for(cfg.out).read(TIMELINE_DIR).to_pylist()
@@ -111,6 +114,7 @@ def test_timeline_has_every_keyframe(scored):
             assert (t["probs"] is not None) == t["has_face"] == (t["box"] is not None)
 
 
+@pytest.mark.slow
 def test_same_probabilities_as_direct_model_calls(scored, mixed_archive, tiny_bundles):
     from mer_ray.media.extract import ClipExtractor
     from mer_ray.models.bundle import AudioPredictor, VisualPredictor
@@ -127,6 +131,7 @@ def test_same_probabilities_as_direct_model_calls(scored, mixed_archive, tiny_bu
     np.testing.assert_allclose([row[c] for c in PROB_COLUMNS], fused, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_after_a_killed_run(scored, killed_run):
     from mer_ray.data.sources import list_inputs
 
@@ -145,6 +150,7 @@ def test_resume_after_a_killed_run(scored, killed_run):
     assert again["this_run"]["scored"] == 0 and again["rows"] == len(paths)
 
 
+@pytest.mark.slow
 def test_progress_counts_committed_rows(scored):
     from mer_ray.score.progress import ProgressLogger
 
@@ -156,6 +162,7 @@ def test_progress_counts_committed_rows(scored):
     assert line.startswith(f"scored {summary['rows']}/{summary['rows'] + 5} (")
 
 
+@pytest.mark.slow
 def test_refuses_to_mix_models_or_weights(scored, mixed_archive, tiny_bundles):
     cfg, _ = scored
     with pytest.raises(ValueError, match="weights"):

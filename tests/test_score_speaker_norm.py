@@ -79,6 +79,7 @@ def _direct_audio(cfg: ScoreConfig, sn_bundle: str):
     return paths, x, keys, probs
 
 
+@pytest.mark.slow
 def test_every_audio_row_has_probabilities_from_all_clips_of_its_speaker(scored, mixed_archive,
                                                                          sn_bundle):
     from mer_ray.data.sources import list_inputs
@@ -113,6 +114,7 @@ def test_every_audio_row_has_probabilities_from_all_clips_of_its_speaker(scored,
                                SpeakerStats().update(x, keys).normalize(x, keys), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resume_after_finalize_adds_nothing(scored):
     cfg, summary = scored
     before = _rows(cfg.out)
@@ -135,6 +137,7 @@ def _set(table: pa.Table, name: str, values: list) -> pa.Table:
     return table.set_column(i, name, pa.array(values, table.schema.field(name).type))
 
 
+@pytest.mark.slow
 def test_killed_finalize_is_redone_without_reading_labels(scored, sn_bundle, tmp_path):
     """A copy of the output as a killed finalize over a resumed run leaves it (audio pending in
     every shard, a temporary file, no stats file) and with every label shuffled or removed:
@@ -185,6 +188,7 @@ def test_score_locally_normalises_over_the_rows_given(mixed_archive, tiny_bundle
     assert {r["fusion_mode"] for r in rows} == {"audio_only"}
 
 
+@pytest.mark.slow
 def test_evaluate_and_tune_fusion_read_the_finalized_output(scored, tmp_path):
     from mer_ray.config import EvaluateConfig, TuneFusionConfig
     from mer_ray.score.evaluate import evaluate

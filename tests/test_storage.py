@@ -1,4 +1,4 @@
-"""Local paths and URIs (issue 6.3): storage helpers, and file:// end to end through list_inputs,
+"""Local paths and URIs: storage helpers, and file:// end to end through list_inputs,
 preprocess, score and train-audio (file:// goes through the same copy/upload code as s3://)."""
 from __future__ import annotations
 
@@ -208,6 +208,7 @@ def test_remote_input_is_extracted_like_the_local_file(mixed_archive):
 
 # --- jobs end to end ------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_preprocess_file_uri_folder_to_file_uri_out(small_sample, ray_local, tmp_path):
     from mer_ray.config import PreprocessConfig
     from mer_ray.data.preprocess import run_preprocess
@@ -254,6 +255,7 @@ def test_visual_init_from_a_uri_run_dir_or_keras_file(tiny_bundles, tmp_path, mo
         init_visual_model("tiny", "frozen", uri(tmp_path / "missing.keras"))
 
 
+@pytest.mark.slow
 def test_score_with_file_uri_models_inputs_and_out(mixed_archive, tiny_bundles, ray_local,
                                                    tmp_path):
     from mer_ray.config import RayConfig, ScoreConfig
@@ -280,6 +282,7 @@ def test_score_with_file_uri_models_inputs_and_out(mixed_archive, tiny_bundles, 
     assert again["this_run"]["scored"] == 0 and again["rows"] == len(scores)
 
 
+@pytest.mark.slow
 def test_train_audio_from_file_uri_shards_to_file_uri_run_dir(ray_local, tmp_path):
     from mer_ray.cli import main
     from mer_ray.models.bundle import AudioPredictor, load_bundle_info
