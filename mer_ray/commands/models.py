@@ -16,9 +16,10 @@ def format_model(entry: dict) -> str:
     info, card = entry["bundle"], entry.get("card", {})
     what = info.get("backbone") if info["kind"] == "visual" else (
         f"{info['recipe']} recipe, {info['classifier']}")
-    lines = [f"{entry['name']}  ({info['kind']}: {what})  --{info['kind']} "
-             f"{'default' if entry['name'] in ('visual', 'audio') else entry['path']}"]
-    for key in ("summary", "data", "protocol", "held_out", "input", "limits"):
+    flag = (f"--{info['kind']} default" if entry["name"] in ("visual", "audio")
+            else "chosen by score itself")
+    lines = [f"{entry['name']}  ({info['kind']}: {what}; {flag})"]
+    for key in ("summary", "data", "protocol", "held_out", "use", "input", "limits"):
         if card.get(key):
             lines.append(f"  {key.replace('_', ' ')}: {card[key]}")
     lines.append(f"  model id: {info['model_id']}   card: {entry['path']}/MODEL_CARD.md")
