@@ -5,7 +5,8 @@ import argparse
 
 NAME = "train-visual"
 HELP = "train the visual model (EfficientNetB0 / MobileNetV2 / ResNet50 + thesis head) on Ray Train"
-BACKBONE_CHOICES = ("efficientnetb0", "mobilenetv2", "resnet50", "tiny")   # == models.visual.BACKBONES
+BACKBONE_CHOICES = ("efficientnetb0", "mobilenetv2", "resnet50", "compact",
+                    "tiny")   # == models.visual.BACKBONES (literal: --help stays free of Keras)
 CASE_CHOICES = ("frozen", "unfrozen")
 
 
@@ -14,7 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     add_common_arguments(p, epochs=50, batch_size=16, checkpoint_every=1)
     p.add_argument("--backbone", default="efficientnetb0", choices=BACKBONE_CHOICES,
-                   help="keras.applications backbone ('tiny' is a small test/smoke-run network)")
+                   help="keras.applications backbone, or 'compact' (the 48 px grey face CNN, "
+                        "--init none or a .keras file) or 'tiny' (a small test/smoke-run "
+                        "network)")
     p.add_argument("--case", default="frozen", choices=CASE_CHOICES,
                    help="frozen: train the head only; unfrozen: train everything")
     p.add_argument("--init", default="imagenet",
