@@ -60,18 +60,24 @@ class Task(Protocol):
     per_video: bool         # rows are frames: also report per-video metrics
     augmented: bool         # training rows get their augmented copies
 
-    def source(self) -> Frames | Clips: ...
+    def source(self) -> Frames | Clips:
+        """The rows this task trains on (called once, before the split is planned)."""
 
     def fit(self, data: TrainData, plan: SplitPlan, out: Path, progress: bool,
-            hooks: TrainHooks | None) -> FitResult: ...
+            hooks: TrainHooks | None) -> FitResult:
+        """Write the fitted model file into ``out``."""
 
-    def bundle_info(self) -> BundleInfo: ...
+    def bundle_info(self) -> BundleInfo:
+        """bundle.json for that model file (model_id is set when it is written)."""
 
-    def describe(self) -> dict: ...
+    def describe(self) -> dict:
+        """Entries metrics.json gets after model_id (e.g. recipe, classifier)."""
 
-    def predictor(self, run_dir: str) -> BatchPredictor: ...
+    def predictor(self, run_dir: str) -> BatchPredictor:
+        """The saved bundle as a batch -> probabilities function, fed as scoring feeds it."""
 
-    def cleanup(self, out: Path) -> None: ...
+    def cleanup(self, out: Path) -> None:
+        """Remove what fitting left behind once the run directory is complete."""
 
 
 def task_for(cfg: TrainVisualConfig | TrainAudioConfig) -> Task:
@@ -197,6 +203,8 @@ class _AudioTask:
     stats: SpeakerStats | None = None
 
     def source(self) -> Clips:
+        """The recipe's clips; with speaker_norm the statistics are read here (and kept for
+        evaluating the bundle with the same ones)."""
         cfg = self.cfg
         self.stats = speaker_stats(cfg.shards, cfg.feature_column) if cfg.speaker_norm else None
         return clips_source(cfg.feature_column, self.stats)
