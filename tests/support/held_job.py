@@ -3,11 +3,11 @@
     python tests/support/held_job.py preprocess|score GATE_DIR PASSES ARGS...
 
 Runs what ``jobs/preprocess.py ARGS`` / ``jobs/score.py ARGS`` run, with one change: the
-extraction stage both jobs share (``mer_ray.data.extraction.ExtractActor``) lets its first PASSES
-calls through and holds every later call (it sleeps) until the job is stopped. With one input per call (preprocess
-``--videos-per-shard 1``; score extracts one input per call) the job commits exactly PASSES
-shards and then makes no more progress, however fast or slow the machine: a ``ray job stop``
-always lands with work left, never after the job has ended.
+extraction stage both jobs share (``mer_ray.data.extraction.ExtractActor``) lets its first
+PASSES calls through and holds every later call (it sleeps) until the job is stopped. With one
+input per call (preprocess ``--videos-per-shard 1``; score extracts one input per call) the job
+commits exactly PASSES shards and then makes no more progress, however fast or slow the
+machine: a ``ray job stop`` always lands with work left, never after the job has ended.
 
 GATE_DIR must be a folder the driver and every actor can reach (a local head). A call let
 through takes one of PASSES ``slot-K`` files (created exclusively, so no two calls take the same
@@ -94,7 +94,6 @@ def main(argv: list[str]) -> int:
     from mer_ray.cli import main as cli
 
     install(gate_dir, passes)
-
     return cli([job, *args])
 
 
