@@ -87,7 +87,7 @@ def run_mer_ray(paths: list[Path], cfg: BenchConfig, rich_audio: bool = False) -
     """Wall seconds (Ray start-up included), each clip's results, the job's summary.
     ``rich_audio=False`` does the baseline's work; True is the job's default."""
     from mer_ray.config import PreprocessConfig, RayConfig
-    from mer_ray.data.preprocess import run_preprocess, store_for
+    from mer_ray.data.preprocess import clips_store, run_preprocess
     from mer_ray.media.options import ExtractOptions
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +105,7 @@ def run_mer_ray(paths: list[Path], cfg: BenchConfig, rich_audio: bool = False) -
         import ray
 
         ray.shutdown()
-        clips = store_for(str(out)).read("clips", ["path", "faces_found", "audio_features"]).to_pylist()
+        clips = clips_store(str(out)).read("clips", ["path", "faces_found", "audio_features"]).to_pylist()
     by_name = {Path(r["path"]).name: (r["faces_found"], np.asarray(r["audio_features"]), None)
                for r in clips}
     return seconds, {str(p.resolve()): by_name[p.name] for p in paths}, summary

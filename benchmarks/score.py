@@ -107,7 +107,7 @@ def make_bundles(cfg: BenchConfig) -> tuple[str, str]:
 def _kind(proc) -> str:
     """A short name for a process: Ray sets titles like ray::MapWorker(MapBatches(VisualStage))."""
     cmd = " ".join(proc.cmdline()[:2]) or proc.name()
-    for key in ("ExtractStage", "VisualStage", "AudioStage", "raylet", "gcs_server", "dashboard",
+    for key in ("ExtractActor", "VisualStage", "AudioStage", "raylet", "gcs_server", "dashboard",
                 "IDLE", "log_monitor", "runtime_env", "monitor.py"):
         if key in cmd:
             return key
@@ -231,7 +231,8 @@ def run_job(archive: Path, out: Path, visual: str, audio: str, num_cpus: int | N
     import ray
 
     from mer_ray.config import RayConfig, ScoreConfig
-    from mer_ray.score.pipeline import run_score, store_for
+    from mer_ray.score.job import run_score
+    from mer_ray.score.schema import scores_store
 
     if out.exists():
         shutil.rmtree(out)
@@ -244,7 +245,7 @@ def run_job(archive: Path, out: Path, visual: str, audio: str, num_cpus: int | N
         ray.shutdown()
     keep = ["path", "emotion", "t_decode_s", "t_faces_s", "t_visual_s", "t_audio_features_s",
             "t_audio_s", "t_fusion_s", *PROB_COLUMNS]
-    rows = store_for(str(out)).read("scores", columns=keep).to_pylist()
+    rows = scores_store(str(out)).read("scores", columns=keep).to_pylist()
     return {"seconds": seconds, "summary": summary, "peak_rss": mem.peak_rss,
             "peak_pss": mem.peak_pss, "procs": mem.peak_procs, "breakdown": mem.breakdown,
             "pss_thirds": mem.thirds(), "loadavg": [load, os.getloadavg()[0]], "rows": {r["path"]: r for r in rows}}

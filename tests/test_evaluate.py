@@ -9,8 +9,7 @@ import pytest
 from mer_ray.config import EMOTIONS, EvaluateConfig, TuneFusionConfig
 from mer_ray.data.schema import to_table
 from mer_ray.score.fusion import FusionWeights, fuse
-from mer_ray.score.pipeline import store_for
-from mer_ray.score.schema import PROB_COLUMNS, SCORES_DIR, SCORES_SCHEMA
+from mer_ray.score.schema import PROB_COLUMNS, SCORES_DIR, SCORES_SCHEMA, scores_store
 
 
 def onehot(name: str, value: float = 1.0) -> list[float]:
@@ -32,7 +31,7 @@ def row(path: str, label: str | None, visual, audio, status: str = "ok") -> dict
 
 
 def write_scores(out, rows) -> str:
-    store_for(str(out)).write_shard("s1", {SCORES_DIR: to_table(rows, SCORES_SCHEMA)})
+    scores_store(str(out)).write_shard("s1", {SCORES_DIR: to_table(rows, SCORES_SCHEMA)})
     return str(out)
 
 

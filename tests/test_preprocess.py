@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mer_ray.config import EMOTIONS, N_THESIS_FEATURES, PreprocessConfig
-from mer_ray.data.preprocess import block_sizes, input_blocks, run_preprocess, store_for
+from mer_ray.data.preprocess import block_sizes, clips_store, input_blocks, run_preprocess
 from mer_ray.data.schema import FACE_NBYTES
 from mer_ray.data.sources import list_inputs
 from mer_ray.media.audio_rich import N_RICH_FEATURES
@@ -160,7 +160,7 @@ def test_real_ravdess_clip_and_speech(shared_data, ray_local, tmp_path):
     for wav in speech:
         os.symlink(wav, data / "Actor_01" / wav.name)
     summary = run_preprocess(PreprocessConfig(data_dir=str(data), out=str(tmp_path / "out")))
-    clips = store_for(str(tmp_path / "out")).read("clips").to_pandas()
+    clips = clips_store(str(tmp_path / "out")).read("clips").to_pandas()
     assert summary["inputs"] == 13
     video = clips[clips.path.str.endswith(".mp4")].iloc[0]
     assert video.status == "ok" and video.label == "disgust" and video.actor == 1

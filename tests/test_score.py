@@ -9,7 +9,12 @@ import pyarrow as pa
 import pytest
 
 from mer_ray.config import AROUSAL, EMOTIONS, RayConfig, ScoreConfig
-from mer_ray.score import pipeline
+from mer_ray.data.shards import shard_id_for
+from mer_ray.score.job import run_score
+from mer_ray.score.local import score_locally
+from mer_ray.score.plan import plan_workers, resolve_plan
+from mer_ray.score.rows import fuse_row
+from mer_ray.score.schema import scores_store
 from mer_ray.score.schema import NO_SIGNAL, PROB_COLUMNS, SCORES_DIR, TIMELINE_DIR
 
 # kind of bad input -> (status, fusion_mode)
@@ -42,9 +47,9 @@ def killed_run(mixed_archive, tiny_bundles, tmp_path_factory):
     out = tmp_path_factory.mktemp("scores")
     cfg = _cfg(mixed_archive, tiny_bundles, out)
     items = [it.to_row() for it in list_inputs(cfg.source)]
-    store = pipeline.store_for(str(out))
-    store.write_shard("earlier", pipeline.score_locally(cfg, items[:2]))
-    orphan = pipeline.score_locally(cfg, items[2:3])
+    store = scores_store(str(out))
+    store.write_shard("earlier", score_locally(cfg, items[:2]))
+    orphan = score_locally(cfg, items[2:3])
     store.write_shard("killed", {TIMELINE_DIR: orphan[TIMELINE_DIR], SCORES_DIR: orphan[SCORES_DIR]})
     (out / SCORES_DIR / "part-killed.parquet").unlink()     # the kill came before the rename
     (out / SCORES_DIR / "_tmp-deadbeef.parquet").write_bytes(b"half a parquet file")
@@ -54,11 +59,11 @@ def killed_run(mixed_archive, tiny_bundles, tmp_path_factory):
 @pytest.fixture(scope="module")
 def scored(ray_local, killed_run):
     cfg, _ = killed_run
-    return cfg, pipeline.run_score(cfg)
+    return cfg, run_score(cfg)
 
 
 def _rows(out) -> dict[str, dict]:
-    table = pipeline.store_for(str(out)).read(SCORES_DIR)
+    table = scores_store(str(out)).read(SCORES_DIR)
     return {r["path"]: r for r in table.to_pylist()}
 
 
@@ -105,7 +110,7 @@ def test_rows_are_consistent(scored):
 @pytest.mark.slow
 def test_timeline_has_every_keyframe(scored):
     cfg, _ = scored
-    timeline = pipeline.store_for(cfg.out).read(TIMELINE_DIR).to_pylist()
+    timeline = scores_store(cfg.out).read(TIMELINE_DIR).to_pylist()
     for path, row in _rows(cfg.out).items():
         mine = [t for t in timeline if t["path"] == path]
         assert len(mine) == row["keyframes"], path
@@ -122,7 +127,7 @@ def test_same_probabilities_as_direct_model_calls(scored, mixed_archive, tiny_bu
     cfg, _ = scored
     path = str(mixed_archive["good"][0].resolve())
     row = _rows(cfg.out)[path]
-    ext = ClipExtractor(pipeline.extract_options(cfg)).extract(path)
+    ext = ClipExtractor(resolve_plan(cfg).extract).extract(path)
     visual = VisualPredictor(tiny_bundles["visual"]).predict(np.stack([f["face"] for f in ext.frames]))
     audio = AudioPredictor(tiny_bundles["audio"]).predict(np.array([ext.clip["audio_features"]]))[0]
     np.testing.assert_allclose(row["visual_probs"], visual.mean(axis=0), atol=1e-5)
@@ -137,7 +142,7 @@ def test_resume_after_a_killed_run(scored, killed_run):
 
     cfg, summary = scored
     _, earlier = killed_run
-    store = pipeline.store_for(cfg.out)
+    store = scores_store(cfg.out)
     after = store.read(SCORES_DIR).to_pylist()
     paths = [r["path"] for r in after]
     assert len(paths) == len(set(paths)) == len(list_inputs(cfg.source))
@@ -146,7 +151,7 @@ def test_resume_after_a_killed_run(scored, killed_run):
     assert kept == {e["path"]: e for e in earlier}                 # committed rows kept as is
     assert not list(Path(cfg.out).rglob("_tmp-*"))
     assert len(store.read(TIMELINE_DIR)) == sum(r["keyframes"] for r in after)  # orphan gone
-    again = pipeline.run_score(cfg)                      # nothing left to do: no Ray work
+    again = run_score(cfg)                      # nothing left to do: no Ray work
     assert again["this_run"]["scored"] == 0 and again["rows"] == len(paths)
 
 
@@ -155,7 +160,7 @@ def test_progress_counts_committed_rows(scored):
     from mer_ray.score.progress import ProgressLogger
 
     cfg, summary = scored
-    progress = ProgressLogger(pipeline.store_for(cfg.out), SCORES_DIR, total=summary["rows"] + 5,
+    progress = ProgressLogger(scores_store(cfg.out), SCORES_DIR, total=summary["rows"] + 5,
                               already=0)
     line = progress.line()
     assert progress.done == summary["rows"]
@@ -166,7 +171,7 @@ def test_progress_counts_committed_rows(scored):
 def test_refuses_to_mix_models_or_weights(scored, mixed_archive, tiny_bundles):
     cfg, _ = scored
     with pytest.raises(ValueError, match="weights"):
-        pipeline.run_score(_cfg(mixed_archive, tiny_bundles, cfg.out, w_visual=0.9, w_audio=0.1))
+        run_score(_cfg(mixed_archive, tiny_bundles, cfg.out, w_visual=0.9, w_audio=0.1))
 
 
 def test_fuse_row_statuses():
@@ -176,14 +181,14 @@ def test_fuse_row_statuses():
             "_kf_index": [0, 10], "_kf_time": [0.0, 0.4], "_kf_face": [-1, 0], "_boxes": [[1, 2, 3, 4]]}
     onehot = [0, 0, 0, 1.0, 0, 0, 0]
     w, ids = FusionWeights(), {"visual": "v1", "audio": "a1"}
-    ok = pipeline.fuse_row({**base, "_face_probs": [onehot], "_audio_probs": None}, w, ids, True)
+    ok = fuse_row({**base, "_face_probs": [onehot], "_audio_probs": None}, w, ids, True)
     assert (ok["fusion_mode"], ok["emotion"], ok["p_happy"]) == ("visual_only", "happy", 1.0)
     assert [t["has_face"] for t in ok["_timeline"]] == [False, True]
     assert ok["_timeline"][1]["box"] == [1, 2, 3, 4] and ok["_timeline"][1]["emotion"] == "happy"
-    none = pipeline.fuse_row({**base, "status": "no_face", "_face_probs": [], "_audio_probs": None},
+    none = fuse_row({**base, "status": "no_face", "_face_probs": [], "_audio_probs": None},
                              w, ids, False)
     assert none["status"] == NO_SIGNAL and none["emotion"] is None and none["error"]
-    failed = pipeline.fuse_row({**base, "status": "truncated", "error": "cut",
+    failed = fuse_row({**base, "status": "truncated", "error": "cut",
                                 "_face_probs": [onehot], "_audio_probs": onehot}, w, ids, False)
     assert (failed["status"], failed["fusion_mode"], failed["error"]) == ("truncated", "none", "cut")
 
@@ -193,14 +198,14 @@ def test_plan_workers_leaves_room_for_models():
     for cpus in (1, 2, 16):
         for gpus in (0, 1):
             cfg.gpus_per_worker = gpus
-            plan = pipeline.plan_workers(cfg, cpus)
-            used = plan["extract_workers"] * plan["extract_cpus"] + 2 * plan["model_cpus"] + 0.3
-            assert used <= cpus + 1e-9 and plan["extract_cpus"] <= 1, (cpus, gpus, plan)
+            plan = plan_workers(cfg, cpus)
+            used = plan.extract_workers * plan.extract_cpus + 2 * plan.model_cpus + 0.3
+            assert used <= cpus + 1e-9 and plan.extract_cpus <= 1, (cpus, gpus, plan)
     cfg.gpus_per_worker = 0
-    assert pipeline.plan_workers(cfg, 16)["extract_workers"] >= 14
-    assert pipeline.plan_workers(cfg, 2)["extract_workers"] == 2
-    forced = pipeline.plan_workers(ScoreConfig("s", "o", audio="a", extract_workers=4), 2)
-    assert forced["extract_workers"] == 4 and 4 * forced["extract_cpus"] <= 2 - 0.25
+    assert plan_workers(cfg, 16).extract_workers >= 14
+    assert plan_workers(cfg, 2).extract_workers == 2
+    forced = plan_workers(ScoreConfig("s", "o", audio="a", extract_workers=4), 2)
+    assert forced.extract_workers == 4 and 4 * forced.extract_cpus <= 2 - 0.25
 
 
 def test_faces_array_reads_crops_in_place():
@@ -219,9 +224,9 @@ def test_faces_array_reads_crops_in_place():
 
 
 def test_shard_id_depends_on_paths_only():
-    a = pa.table({"path": ["/x/1.mp4", "/x/2.mp4"]})
-    assert pipeline.shard_id_for(a) == pipeline.shard_id_for(pa.table({"path": ["/x/2.mp4", "/x/1.mp4"]}))
-    assert pipeline.shard_id_for(a) != pipeline.shard_id_for(pa.table({"path": ["/x/1.mp4"]}))
+    a = ["/x/1.mp4", "/x/2.mp4"]
+    assert shard_id_for(a) == shard_id_for(["/x/2.mp4", "/x/1.mp4"])
+    assert shard_id_for(a) != shard_id_for(["/x/1.mp4"])
 
 
 def test_rich_recipe_audio_model_gets_its_own_vector(mixed_archive, tiny_bundles, tmp_path):
@@ -231,15 +236,15 @@ def test_rich_recipe_audio_model_gets_its_own_vector(mixed_archive, tiny_bundles
     from mer_ray.media.extract import ClipExtractor
     from mer_ray.models.audio_mlp import build_audio_mlp
     from mer_ray.models.bundle import AudioPredictor, BundleInfo, load_bundle_info, save_bundle
-    from mer_ray.score.predictors import check_audio_bundle
+    from mer_ray.score.plan import check_audio_bundle
 
     run = tmp_path / "rich"
     save_bundle(str(run), build_audio_mlp(N_RICH_FEATURES),
                 BundleInfo("audio", list(EMOTIONS), "model.keras", "rich", "audio_rich_features", None, ""))
     cfg = ScoreConfig(source="-", out=str(tmp_path / "o"), audio=str(run))
     path = str(mixed_archive["good"][1].resolve())
-    scores = pipeline.score_locally(cfg, [{"path": path, "video_id": "v"}])[SCORES_DIR].to_pylist()[0]
-    ext = ClipExtractor(pipeline.extract_options(cfg, "audio_rich_features")).extract(path)
+    scores = score_locally(cfg, [{"path": path, "video_id": "v"}])[SCORES_DIR].to_pylist()[0]
+    ext = ClipExtractor(resolve_plan(cfg).extract).extract(path)
     direct = AudioPredictor(str(run)).predict(np.array([ext.clip["audio_rich_features"]]))[0]
     assert scores["fusion_mode"] == "audio_only" and scores["visual_probs"] is None
     np.testing.assert_allclose(scores["audio_probs"], direct, atol=1e-5)

@@ -16,7 +16,11 @@ import pytest
 
 from mer_ray.config import RayConfig, ScoreConfig, TrainAudioConfig
 from mer_ray.models.speaker_norm import SpeakerStats, speaker_keys
-from mer_ray.score import pipeline, speaker_pass
+from mer_ray.score import speaker_pass
+from mer_ray.score.job import run_score
+from mer_ray.score.local import score_locally
+from mer_ray.score.plan import resolve_plan
+from mer_ray.score.schema import scores_store
 from mer_ray.score.fusion import FusionWeights
 from mer_ray.score.schema import (AUDIO_INPUT, PROB_COLUMNS, RUN_FILE, SCORES_DIR,
                                   SPEAKER_STATS_FILE, SUMMARY_FILE)
@@ -48,11 +52,11 @@ def scored(ray_local, mixed_archive, tiny_bundles, sn_bundle, tmp_path_factory):
     cfg = ScoreConfig(source=str(mixed_archive["root"]), out=str(out), audio=sn_bundle,
                       visual=tiny_bundles["visual"], timeline=True, videos_per_shard=4,
                       ray=RayConfig(num_cpus=2))
-    return cfg, pipeline.run_score(cfg)
+    return cfg, run_score(cfg)
 
 
 def _rows(out) -> dict[str, dict]:
-    return {r["path"]: r for r in pipeline.store_for(str(out)).read(SCORES_DIR).to_pylist()}
+    return {r["path"]: r for r in scores_store(str(out)).read(SCORES_DIR).to_pylist()}
 
 
 def _direct_audio(cfg: ScoreConfig, sn_bundle: str):
@@ -62,7 +66,7 @@ def _direct_audio(cfg: ScoreConfig, sn_bundle: str):
     from mer_ray.media.extract import ClipExtractor
     from mer_ray.models.bundle import AudioPredictor
 
-    extractor = ClipExtractor(dataclasses.replace(pipeline.extract_options(cfg), faces=False))
+    extractor = ClipExtractor(dataclasses.replace(resolve_plan(cfg).extract, faces=False))
     paths, feats, keys = [], [], []
     for item in list_inputs(cfg.source):
         vec = extractor.extract(item.path).clip.get("audio_features")
@@ -118,8 +122,8 @@ def test_every_audio_row_has_probabilities_from_all_clips_of_its_speaker(scored,
 def test_resume_after_finalize_adds_nothing(scored):
     cfg, summary = scored
     before = _rows(cfg.out)
-    again = pipeline.run_score(cfg)
-    after = pipeline.store_for(cfg.out).read(SCORES_DIR).to_pylist()
+    again = run_score(cfg)
+    after = scores_store(cfg.out).read(SCORES_DIR).to_pylist()
     assert again["this_run"]["scored"] == 0 and again["rows"] == summary["rows"] == len(after)
     assert len({r["path"] for r in after}) == len(after)
     assert again["speaker_norm"]["shards_rewritten"] == 0
@@ -160,8 +164,8 @@ def test_killed_finalize_is_redone_without_reading_labels(scored, sn_bundle, tmp
     _rewrite_shards(copy, pending_and_relabelled)
     (copy / SPEAKER_STATS_FILE).unlink()
     (copy / SCORES_DIR / "_tmp-deadbeef.parquet").write_bytes(b"half a parquet file")
-    store = pipeline.store_for(str(copy))
-    report = speaker_pass.finalize(store, sn_bundle, FusionWeights(), pipeline.model_ids(cfg))
+    store = scores_store(str(copy))
+    report = speaker_pass.finalize(store, sn_bundle, FusionWeights(), resolve_plan(cfg).model_ids)
     assert report["shards_rewritten"] > 0 and not list(copy.rglob("_tmp-*"))
     want, got = _rows(cfg.out), _rows(copy)
     assert set(got) == set(want)
@@ -180,7 +184,7 @@ def test_score_locally_normalises_over_the_rows_given(mixed_archive, tiny_bundle
 
     cfg = ScoreConfig(source=str(mixed_archive["root"]), out=str(tmp_path), audio=sn_bundle)
     items = [it.to_row() for it in list_inputs(str(mixed_archive["root"] / "good"))[:3]]
-    rows = pipeline.score_locally(cfg, items)[SCORES_DIR].to_pylist()
+    rows = score_locally(cfg, items)[SCORES_DIR].to_pylist()
     x = np.asarray([r[AUDIO_INPUT] for r in rows], np.float32)
     keys = speaker_keys([r["actor"] for r in rows], [r["speaker"] for r in rows])
     want = AudioPredictor(sn_bundle).predict(x, speakers=keys)       # stats of these 3 rows

@@ -181,7 +181,7 @@ class _NeverCalled:
 
 
 def test_remote_input_size_and_missing_give_status_rows(tmp_path):
-    from mer_ray.data.preprocess import extract_input
+    from mer_ray.data.extraction import extract_input
 
     big = write(tmp_path / "big.mp4", b"x" * 5000)
     result = extract_input(_NeverCalled(), uri(big))
@@ -191,7 +191,7 @@ def test_remote_input_size_and_missing_give_status_rows(tmp_path):
 
 
 def test_remote_input_is_extracted_like_the_local_file(mixed_archive):
-    from mer_ray.data.preprocess import extract_input
+    from mer_ray.data.extraction import extract_input
     from mer_ray.media.extract import ClipExtractor
     from mer_ray.media.options import ExtractOptions
 

@@ -76,7 +76,7 @@ def format_summary(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mer_ray.score.pipeline import run_score
+    from mer_ray.score.job import run_score
 
     if not args.visual and not args.audio:
         raise SystemExit("score: give --visual RUN_DIR and/or --audio RUN_DIR")

@@ -52,8 +52,8 @@ CLIPS_SCHEMA = pa.schema([
     ("audio_features", pa.list_(pa.float32())),                  # 162-D thesis vector
     ("audio_aug_features", pa.list_(pa.list_(pa.float32()))),    # K augmented 162-D vectors;
                                                                   # aug index = position + 1
-    ("audio_rich_features", pa.list_(pa.float32())),             # rich recipe vector (issue 7),
-                                                                  # mer_ray.media.audio_rich
+    ("audio_rich_features", pa.list_(pa.float32())),             # rich recipe vector
+                                                                  # (mer_ray.media.audio_rich)
     ("status", pa.string()),               # see mer_ray.media.errors
     ("error", pa.string()),                # human-readable reason, null when ok
     ("t_decode_s", pa.float32()),

@@ -10,7 +10,7 @@ import csv
 import glob
 import hashlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePath, PurePosixPath
 
 from mer_ray.config import EMOTION_INDEX
@@ -42,9 +42,14 @@ class InputItem:
     drop_reason: str | None = None   # set when the file has no project class (e.g. RAVDESS calm)
 
     def to_row(self) -> dict:
+        """The input row a job's dataset carries (everything but ``drop_reason``)."""
         row = asdict(self)
         row.pop("drop_reason")
         return row
+
+
+ITEM_COLUMNS: list[str] = [f.name for f in fields(InputItem) if f.name != "drop_reason"]
+"""The columns of an input row (``InputItem.to_row``), as the clips table stores them."""
 
 
 def video_id_for(rel_path: str) -> str:

@@ -7,7 +7,6 @@ the score job. Each keyframe's box and label stay on screen until the next keyfr
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from mer_ray.config import EMOTIONS, AnnotateConfig
 from mer_ray.media import errors as st
 from mer_ray.media.errors import MediaError
 from mer_ray.score.fusion import FusionResult, FusionWeights, fuse
+from mer_ray.score.plan import check_audio_bundle, run_extract_options
 
 COLOURS = {  # RGB per class
     "angry": (220, 40, 40), "disgust": (120, 160, 30), "fear": (150, 60, 200),
@@ -60,14 +60,10 @@ def predict_video(cfg: AnnotateConfig) -> tuple[dict, list[Mark], FusionResult]:
         raise ValueError("annotate needs --visual and/or --audio")
     audio_model = None
     if cfg.audio is not None:
-        from mer_ray.score.predictors import check_audio_bundle
-
         audio_model = AudioPredictor(cfg.audio)
         check_audio_bundle(audio_model.info, cfg.audio)
-    column = audio_model.info.feature_column if audio_model else "audio_features"
-    opts = dataclasses.replace(cfg.extract, audio_aug_copies=0, faces=cfg.visual is not None,
-                               audio=audio_model is not None,
-                               rich_audio=column == "audio_rich_features")
+    column = audio_model.info.feature_column if audio_model else None
+    opts = run_extract_options(cfg.extract, faces=cfg.visual is not None, audio_column=column)
     ext = ClipExtractor(opts).extract(cfg.video)
     clip = ext.clip
     if clip["status"] in st.FAILED_STATUSES or clip["status"] == st.AUDIO_ONLY:
@@ -77,7 +73,7 @@ def predict_video(cfg: AnnotateConfig) -> tuple[dict, list[Mark], FusionResult]:
         faces = np.stack([f["face"] for f in ext.frames])
         face_probs = VisualPredictor(cfg.visual).predict(faces)
     audio_probs = None
-    if audio_model is not None and clip.get(column) is not None:
+    if column is not None and clip.get(column) is not None:
         audio_probs = audio_model.predict(np.asarray([clip[column]], np.float32))[0]
     result = fuse(face_probs, audio_probs, FusionWeights(cfg.w_visual, cfg.w_audio))
     by_index = {f["frame_index"]: (tuple(f["box"]), p) for f, p in zip(ext.frames, face_probs)}

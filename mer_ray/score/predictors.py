@@ -1,6 +1,6 @@
-"""Ray Data actor UDFs around the model bundles: one model load per actor, batched predict.
+"""Batched prediction over score rows (the model stages' work, also used without Ray).
 
-Each stage takes a pyarrow batch of per-video rows and returns it with its model's outputs
+Each function takes a pyarrow batch of per-video rows and returns it with its model's outputs
 added and its bulky input dropped (face crops after the visual stage, feature vectors after
 the audio stage), so nothing large travels further down the pipeline than it must.
 The per-video model time is the video's share of its batch's ``predict`` time.
@@ -111,55 +111,3 @@ def _set_column(table: pa.Table, name: str, values: pa.Array) -> pa.Table:
     if name in table.column_names:
         return table.set_column(table.column_names.index(name), name, values)
     return table.append_column(name, values)
-
-
-def _prepare_process() -> None:
-    """Worker env, and TF taking GPU memory as needed (several actors may share one GPU)."""
-    import os
-
-    from mer_ray.runtime import configure_process
-
-    configure_process()
-    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-
-
-class VisualStage:
-    """Ray Data actor: loads the visual bundle once, predicts every face of a batch of videos."""
-
-    def __init__(self, run_dir: str):
-        _prepare_process()
-        from mer_ray.models.bundle import VisualPredictor
-
-        self.predictor = VisualPredictor(run_dir)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        return predict_faces(self.predictor, batch)
-
-
-def check_audio_bundle(info, run_dir: str, speaker_norm: bool = False) -> None:
-    """The score job feeds a recipe's feature vector clip by clip; say so if a bundle needs more.
-    ``speaker_norm``: the caller can z-score per speaker (the score job's finalize pass);
-    one-video callers (annotate) cannot."""
-    from mer_ray.config import AUDIO_RECIPES
-
-    if info.feature_column not in AUDIO_RECIPES.values():
-        raise ValueError(f"{run_dir}: audio model wants column '{info.feature_column}', which the "
-                         f"score job cannot compute (it can: {sorted(AUDIO_RECIPES.values())})")
-    if getattr(info, "speaker_norm", False) and not speaker_norm:
-        raise ValueError(f"{run_dir}: this audio model z-scores features per speaker, which needs "
-                         "every clip of a speaker; one video is not enough (score the speaker's "
-                         "clips with `mer-ray score`, or train without --speaker-norm)")
-
-
-class AudioStage:
-    """Ray Data actor: loads the audio bundle once, predicts a batch of feature vectors."""
-
-    def __init__(self, run_dir: str):
-        _prepare_process()
-        from mer_ray.models.bundle import AudioPredictor
-
-        self.predictor = AudioPredictor(run_dir)
-        check_audio_bundle(self.predictor.info, run_dir, speaker_norm=True)
-
-    def __call__(self, batch: pa.Table) -> pa.Table:
-        return predict_audio(self.predictor, batch)

@@ -12,17 +12,15 @@ import numpy as np
 import pandas as pd
 
 from mer_ray.config import EMOTION_INDEX, NUM_CLASSES
-from mer_ray.score.schema import SCHEMAS, SCORES_DIR
+from mer_ray.score.schema import SCORES_DIR, scores_store
 
 
 def read_scores(scores_dir: str) -> pd.DataFrame:
     """All committed score rows of an output directory (one per input)."""
-    from mer_ray.data.shards import ShardStore
-
     root = Path(scores_dir)
     if "://" not in scores_dir and not (root / SCORES_DIR).is_dir():
         raise FileNotFoundError(f"no score output in {scores_dir} (expected {root / SCORES_DIR}/)")
-    table = ShardStore(scores_dir, SCHEMAS, primary=SCORES_DIR).read(SCORES_DIR)
+    table = scores_store(scores_dir).read(SCORES_DIR)
     return table.to_pandas()
 
 

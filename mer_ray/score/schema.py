@@ -13,6 +13,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from mer_ray.config import EMOTIONS
+from mer_ray.data.shards import ShardStore
 
 SCORES_DIR = "scores"
 TIMELINE_DIR = "timeline"
@@ -80,3 +81,8 @@ TIMELINE_SCHEMA = pa.schema([
 ])
 
 SCHEMAS = {SCORES_DIR: SCORES_SCHEMA, TIMELINE_DIR: TIMELINE_SCHEMA}
+
+
+def scores_store(out: str) -> ShardStore:
+    """The scores (+ timeline) shard store of a score output directory."""
+    return ShardStore(out, SCHEMAS, primary=SCORES_DIR)

@@ -28,10 +28,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from mer_ray.data.schema import to_table
 from mer_ray.data.shards import PART_PREFIX, ShardStore
 from mer_ray.media.errors import USABLE_STATUSES
 from mer_ray.models.speaker_norm import SpeakerStats, speaker_keys
 from mer_ray.score.fusion import FusionWeights
+from mer_ray.score.predictors import AUDIO_PROBS_COL, FACE_PROBS_COL
+from mer_ray.score.rows import fuse_row
 from mer_ray.score.schema import AUDIO_INPUT, SCORES_DIR, SCORES_SCHEMA, SPEAKER_STATS_FILE
 
 log = logging.getLogger(__name__)
@@ -64,10 +67,6 @@ def rescore(table: pa.Table, predictor, stats: SpeakerStats, weights: FusionWeig
             ids: dict[str, str | None]) -> pa.Table:
     """``table`` (SCORES_SCHEMA rows) with audio probabilities predicted under ``stats`` and
     fusion redone for every row with an audio vector; other rows unchanged."""
-    from mer_ray.data.schema import to_table
-    from mer_ray.score.pipeline import fuse_row
-    from mer_ray.score.predictors import AUDIO_PROBS_COL, FACE_PROBS_COL
-
     idx, x, keys = audio_rows(table)
     if len(idx) == 0:
         return table

@@ -1,0 +1,54 @@
+"""The Ray Data sink of the preprocess and score jobs: blocks -> committed, atomic shards.
+
+A shard's files are written through ShardStore (temporary name + move, primary table last),
+and its id comes from the input paths it holds, so a retried write task rewrites the same
+shard instead of committing its rows twice.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+
+import pyarrow as pa
+from ray.data import Datasink
+
+from mer_ray.data.shards import ShardStore, shard_id_for
+
+SplitFn = Callable[[pa.Table], dict[str, pa.Table]]
+"""Rows of one shard -> the shard's tables by name (the store's primary table among them)."""
+
+
+class ShardSink(Datasink):
+    """Writes blocks as committed shards. ``rows_per_shard`` None: each block is one shard (the
+    preprocess job sizes its blocks); a number: the rows of one write task are cut into shards
+    of that many rows, and Ray Data hands each task at least that many."""
+
+    def __init__(self, open_store: Callable[[], ShardStore], split: SplitFn, schema: pa.Schema,
+                 rows_per_shard: int | None = None):
+        self.open_store = open_store    # called on the worker (filesystems are opened there)
+        self.split = split
+        self.schema = schema
+        self.rows_per_shard = rows_per_shard
+
+    def write(self, blocks: Iterable, ctx) -> dict:
+        tables = [t for t in (self._arrow(b) for b in blocks) if t.num_rows]
+        if self.rows_per_shard and tables:
+            rows = pa.concat_tables(tables)
+            tables = [rows.slice(start, self.rows_per_shard)
+                      for start in range(0, rows.num_rows, self.rows_per_shard)]
+        store, status, written = self.open_store(), Counter(), 0
+        for table in tables:
+            parts = self.split(table)
+            primary = parts[store.primary]
+            store.write_shard(shard_id_for(primary.column("path").to_pylist()), parts)
+            status.update(primary.column("status").to_pylist())
+            written += primary.num_rows
+        return {"rows": written, "shards": len(tables), "status": dict(status)}
+
+    def _arrow(self, block) -> pa.Table:
+        table = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block)
+        return table if table.schema == self.schema else table.cast(self.schema)
+
+    @property
+    def min_rows_per_write(self) -> int | None:
+        return self.rows_per_shard

@@ -1,0 +1,121 @@
+"""The score job: one streaming Ray Data pipeline from an archive to one Parquet row per input.
+
+::
+
+    from_items(inputs not scored yet)
+      -> map_batches(ExtractActor, CPU actors)          # keyframes, faces, the audio model's
+                                                        # vector (data/extraction.py)
+      -> map_batches(VisualStage, actors, GPU opt.)     # probabilities per face
+      -> map_batches(AudioStage, actors, GPU opt.)      # audio probabilities
+      -> map_batches(fuse_rows)                         # Alg. 3.9 + status + timeline
+      -> write_datasink(ShardSink)                      # atomic shards, scores last
+    [-> speaker_pass.finalize]        # speaker-normalised audio model only: audio probabilities
+                                      # with every scored clip's per-speaker statistics, re-fused
+
+Each stage sees a bounded batch and Ray Data's streaming executor applies backpressure, so
+memory does not grow with the archive. Resuming: inputs whose path is in a committed scores
+shard are skipped; the models and weights must match the earlier run (``run.json``).
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+
+from mer_ray.config import ScoreConfig
+from mer_ray.data.shards import ShardStore
+from mer_ray.score.fusion import FusionWeights
+from mer_ray.score.plan import ScorePlan, plan_workers, resolve_plan
+from mer_ray.score.rows import FUSED_SCHEMA, extraction_rows, fuse_rows, split_output
+from mer_ray.score.schema import RUN_FILE, SCORES_DIR, scores_store
+from mer_ray.score.summary import summarize_scores
+
+log = logging.getLogger(__name__)
+
+RESUME_KEYS = ("model_ids", "weights", "skip", "timeline")
+"""run.json entries an output directory's earlier rows must share with a new run."""
+
+
+def check_same_run(store: ShardStore, run: dict, has_rows: bool) -> None:
+    """Refuse to mix rows from different models or weights in one output directory."""
+    before = store.read_json(RUN_FILE)
+    if not has_rows or before is None:
+        return
+    for key in RESUME_KEYS:
+        if before.get(key) != run[key]:
+            raise ValueError(f"{store.out} already holds scores made with {key}={before.get(key)}; "
+                             f"this run has {key}={run[key]}. Use a new --out (or delete the old one).")
+
+
+def _gpus(n: float) -> dict[str, float]:
+    return {"num_gpus": n} if n > 0 else {}
+
+
+def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict]):
+    """The lazy Ray Data pipeline for ``rows`` (input rows not scored yet)."""
+    import ray
+
+    from mer_ray.data.extraction import ExtractActor
+    from mer_ray.score.stages import AudioStage, VisualStage
+
+    workers = plan_workers(cfg, float(ray.cluster_resources().get("CPU", 1)))
+    per_block = max(2, math.ceil(len(rows) / 20_000))
+    n_blocks = max(1, math.ceil(len(rows) / per_block))
+    pool = ray.data.ActorPoolStrategy
+    to_rows = functools.partial(extraction_rows, audio_column=plan.audio_column)
+    weights = FusionWeights(cfg.w_visual, cfg.w_audio)
+    ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
+    ds = ds.map_batches(ExtractActor, fn_constructor_args=(plan.extract, to_rows, True),
+                        batch_size=1, batch_format="pyarrow", num_cpus=workers.extract_cpus,
+                        compute=pool(size=max(1, min(workers.extract_workers, n_blocks))))
+    if cfg.visual is not None:
+        ds = ds.map_batches(VisualStage, fn_constructor_args=(cfg.visual,),
+                            batch_size=cfg.visual_batch_videos, batch_format="pyarrow",
+                            num_cpus=workers.model_cpus, compute=pool(size=cfg.visual_workers),
+                            **_gpus(cfg.gpus_per_worker))
+    if cfg.audio is not None:
+        ds = ds.map_batches(AudioStage, fn_constructor_args=(cfg.audio,),
+                            batch_size=cfg.audio_batch_videos, batch_format="pyarrow",
+                            num_cpus=workers.model_cpus, compute=pool(size=cfg.audio_workers),
+                            **_gpus(cfg.audio_gpus))
+    return ds.map_batches(fuse_rows, fn_args=(weights, plan.model_ids, cfg.timeline),
+                          batch_size=None, batch_format="pyarrow", num_cpus=0.1)
+
+
+def run_score(cfg: ScoreConfig) -> dict:
+    """Score every input of ``cfg.source`` not yet in ``cfg.out``; returns the summary
+    (also written to OUT/summary.json)."""
+    from mer_ray.data.sources import list_inputs
+
+    started = time.time()
+    plan = resolve_plan(cfg)
+    weights = FusionWeights(cfg.w_visual, cfg.w_audio)
+    items = list_inputs(cfg.source, cfg.corpus)
+    store = scores_store(cfg.out)
+    done = store.done_paths()
+    run = {"model_ids": plan.model_ids, "weights": weights.normalized().to_dict(),
+           "skip": cfg.extract.skip, "timeline": cfg.timeline, "config": cfg.to_dict()}
+    check_same_run(store, run, has_rows=bool(done))
+    store.write_json(RUN_FILE, run)
+    todo = [it.to_row() for it in items if it.path not in done]
+    log.info("%d inputs: %d already scored, %d to score", len(items), len(items) - len(todo), len(todo))
+    if todo:
+        from mer_ray.data.shard_sink import ShardSink
+        from mer_ray.runtime import init_ray
+        from mer_ray.score.progress import ProgressLogger
+
+        init_ray(cfg.ray)
+        sink = ShardSink(functools.partial(scores_store, cfg.out),
+                         functools.partial(split_output, timeline=cfg.timeline), FUSED_SCHEMA,
+                         rows_per_shard=cfg.videos_per_shard)
+        with ProgressLogger(store, SCORES_DIR, total=len(done) + len(todo), already=len(done)):
+            build_dataset(cfg, plan, todo).write_datasink(sink, ray_remote_args={"num_cpus": 0})
+    speaker_norm = None
+    if plan.speaker_norm:                           # every clip is in: the second pass
+        from mer_ray.score.speaker_pass import finalize
+
+        speaker_norm = finalize(store, cfg.audio, weights, plan.model_ids)
+        store.write_json(RUN_FILE, {**run, "speaker_norm": speaker_norm})
+    return summarize_scores(store, cfg, listed=len(items), scored=len(todo),
+                            seconds=time.time() - started, speaker_norm=speaker_norm)

@@ -1,0 +1,102 @@
+"""What a score run is made of, resolved once on the driver: its bundles, and its workers.
+
+``resolve_plan`` reads each model's bundle.json once and checks the score job can feed it;
+``plan_workers`` sizes the actor pools so every actor is schedulable at once.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from mer_ray.config import ScoreConfig
+from mer_ray.media.audio_recipes import AUDIO_RECIPES, RICH_COLUMN, THESIS_COLUMN, recipe_for_column
+from mer_ray.media.options import ExtractOptions
+from mer_ray.models.bundle import BundleInfo, load_bundle_info
+
+
+@dataclass(frozen=True)
+class ScorePlan:
+    """The bundles of one score run and what follows from them."""
+
+    visual: BundleInfo | None
+    audio: BundleInfo | None
+    extract: ExtractOptions          # the run's extraction (no augmentation, unused paths off)
+
+    @property
+    def model_ids(self) -> dict[str, str | None]:
+        """model_id of each bundle (None for a path without a model)."""
+        return {kind: None if info is None else info.model_id
+                for kind, info in (("visual", self.visual), ("audio", self.audio))}
+
+    @property
+    def audio_column(self) -> str:
+        """The clips column the audio model reads (its recipe's vector)."""
+        return self.audio.feature_column if self.audio is not None else THESIS_COLUMN
+
+    @property
+    def speaker_norm(self) -> bool:
+        """The audio model z-scores per speaker: the finalize pass predicts its outputs."""
+        return self.audio is not None and self.audio.speaker_norm
+
+
+def check_audio_bundle(info: BundleInfo, run_dir: str, speaker_norm: bool = False) -> None:
+    """The score job feeds a recipe's feature vector clip by clip; say so if a bundle needs more.
+    ``speaker_norm``: the caller can z-score per speaker (the score job's finalize pass);
+    one-video callers (annotate) cannot."""
+    if recipe_for_column(info.feature_column or "") is None:
+        columns = sorted(r.column for r in AUDIO_RECIPES.values())
+        raise ValueError(f"{run_dir}: audio model wants column '{info.feature_column}', which the "
+                         f"score job cannot compute (it can: {columns})")
+    if getattr(info, "speaker_norm", False) and not speaker_norm:
+        raise ValueError(f"{run_dir}: this audio model z-scores features per speaker, which needs "
+                         "every clip of a speaker; one video is not enough (score the speaker's "
+                         "clips with `mer-ray score`, or train without --speaker-norm)")
+
+
+def run_extract_options(base: ExtractOptions, faces: bool, audio_column: str | None) -> ExtractOptions:
+    """``base`` for scoring: no augmented copies, faces only for a visual model, audio only for
+    an audio model (``audio_column`` None: none), the rich vector only when that model reads it."""
+    return dataclasses.replace(base, audio_aug_copies=0, faces=faces,
+                               audio=audio_column is not None,
+                               rich_audio=audio_column == RICH_COLUMN)
+
+
+def resolve_plan(cfg: ScoreConfig) -> ScorePlan:
+    """Read the bundles of ``cfg`` (bundle.json only); ValueError if neither model is given or
+    a bundle is not what the score job can feed."""
+    if cfg.visual is None and cfg.audio is None:
+        raise ValueError("score needs at least one model: --visual RUN_DIR and/or --audio RUN_DIR")
+    infos: dict[str, BundleInfo | None] = {}
+    for kind in ("visual", "audio"):
+        run_dir = getattr(cfg, kind)
+        infos[kind] = None if run_dir is None else load_bundle_info(run_dir)
+        if infos[kind] is not None and infos[kind].kind != kind:
+            raise ValueError(f"--{kind} {run_dir} holds a {infos[kind].kind} model")
+    if infos["audio"] is not None:
+        check_audio_bundle(infos["audio"], cfg.audio, speaker_norm=True)
+    column = infos["audio"].feature_column if infos["audio"] is not None else None
+    return ScorePlan(infos["visual"], infos["audio"],
+                     run_extract_options(cfg.extract, faces=cfg.visual is not None,
+                                         audio_column=column))
+
+
+@dataclass(frozen=True)
+class Workers:
+    """CPUs per model actor, and the extraction actors (and CPUs each) that fit beside them."""
+
+    model_cpus: float
+    extract_workers: int
+    extract_cpus: float
+
+
+def plan_workers(cfg: ScoreConfig, cluster_cpus: float) -> Workers:
+    """Every actor must be schedulable at once, or the pool would wait forever."""
+    n_models = cfg.visual_workers * (cfg.visual is not None) + cfg.audio_workers * (cfg.audio is not None)
+    fair = max(0.05, (cluster_cpus - 0.5) / (2 * max(1, n_models)))   # models get <= half
+    model_cpus = cfg.model_cpus if cfg.model_cpus is not None else min(
+        1.0 if cfg.gpus_per_worker > 0 else 0.25, fair)
+    spare = max(0.2, cluster_cpus - model_cpus * n_models - 0.3)   # 0.3: fusion + write tasks
+    extract = cfg.extract_workers or max(1, math.ceil(spare - 0.05))
+    return Workers(model_cpus=model_cpus, extract_workers=extract,
+                   extract_cpus=math.floor(1000 * min(1.0, spare / extract)) / 1000)
