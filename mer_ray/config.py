@@ -14,7 +14,6 @@ from typing import Any
 # the media numbers, declared in the media layer (which imports no job config)
 from mer_ray.media.constants import (AUDIO_AUG_COPIES, DETECT_WIDTH, FACE_SIZE,  # noqa: F401
                                      N_THESIS_FEATURES, REDETECT_EVERY, SAMPLE_RATE, SKIP_NO)
-from mer_ray.media.audio_recipes import AUDIO_RECIPES as _RECIPE_REGISTRY
 from mer_ray.media.options import ExtractOptions
 
 # --- Labels ----------------------------------------------------------------------------
@@ -40,13 +39,6 @@ ACTOR_FOLDS: tuple[tuple[int, ...], ...] = (
 )
 """Actor-independent 5 folds (Luna-Jiménez et al. 2021), the default protocol."""
 PROTOCOLS = ("actor5fold", "loso", "thesis")
-
-# --- Audio recipes: views of the registry (mer_ray.media.audio_recipes) for the train code ---
-AUDIO_RECIPES: dict[str, str] = {name: r.column for name, r in _RECIPE_REGISTRY.items()}
-"""Audio recipe -> the clips column holding its feature vector (162-D thesis, 735-D rich)."""
-AUDIO_CLASSIFIERS = ("mlp", "svm")
-DEFAULT_CLASSIFIER: dict[str, str] = {name: r.default_classifier
-                                      for name, r in _RECIPE_REGISTRY.items()}
 
 
 class ConfigMixin:
