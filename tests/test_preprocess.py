@@ -22,6 +22,7 @@ from mer_ray.data.sources import list_inputs
 from mer_ray.media.audio_rich import N_RICH_FEATURES
 
 from expected_rows import assert_one_row_per_input
+from support.outputs import assert_only_added_inputs_written, shard_files
 
 
 
@@ -100,13 +101,28 @@ def test_rerun_resumes_without_duplicates(small_sample, preprocessed, tmp_path):
     assert summary["this_run"]["processed"] == 0
     after = read(copy, "clips")
     assert len(after) == len(before) and after.path.is_unique
-    # a new file in the archive: only it is processed
-    extra = tmp_path / "archive"
-    shutil.copytree(small_sample, extra)
-    shutil.copy(extra / "bad" / "03-01-07-01-01-09-24.wav", extra / "bad" / "03-01-07-01-01-10-24.wav")
-    summary = run_preprocess(PreprocessConfig(data_dir=str(extra), out=str(tmp_path / "s2")))
-    summary = run_preprocess(PreprocessConfig(data_dir=str(extra), out=str(tmp_path / "s2")))
-    assert summary["this_run"]["processed"] == 0 and summary["inputs"] == 23
+
+
+@pytest.mark.slow
+def test_files_added_to_the_archive_are_the_only_ones_processed(small_sample, ray_local, tmp_path):
+    """A finished output, then new files in its archive: the re-run writes shards for the new
+    files only and leaves every earlier shard file as it was (same bytes, same mtime)."""
+    clips = sorted((small_sample / "Actor_01").glob("*.mp4"))
+    archive = tmp_path / "archive" / "Actor_01"
+    archive.mkdir(parents=True)
+    for clip in clips[:4]:
+        shutil.copy(clip, archive)
+    out = tmp_path / "shards"
+    cfg = PreprocessConfig(data_dir=str(archive.parent), out=str(out), videos_per_shard=2)
+    assert run_preprocess(cfg)["this_run"]["processed"] == 4
+    before = shard_files(out)
+    added = {str(Path(shutil.copy(clip, archive)).resolve()) for clip in clips[4:]}
+    summary = run_preprocess(cfg)
+    assert summary["this_run"]["processed"] == len(added) == 3
+    assert_only_added_inputs_written(before, out, "clips", added)
+    rows = Counter(read(out, "clips").path)
+    assert rows == Counter(it.path for it in list_inputs(str(archive.parent)))   # one row each
+    assert summary["inputs"] == 7 and set(read(out, "frames").path) <= set(rows)
 
 
 @pytest.mark.slow

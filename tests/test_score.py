@@ -2,6 +2,8 @@
 probabilities as direct model calls, resume after a killed run, and the pure row helpers."""
 from __future__ import annotations
 
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,8 @@ from mer_ray.score.plan import plan_workers, resolve_plan
 from mer_ray.score.rows import fuse_row
 from mer_ray.score.schema import scores_store
 from mer_ray.score.schema import NO_SIGNAL, PROB_COLUMNS, SCORES_DIR, TIMELINE_DIR
+
+from support.outputs import assert_only_added_inputs_written, shard_files
 
 # kind of bad input -> (status, fusion_mode)
 EXPECTED = {
@@ -172,6 +176,31 @@ def test_refuses_to_mix_models_or_weights(scored, mixed_archive, tiny_bundles):
     cfg, _ = scored
     with pytest.raises(ValueError, match="weights"):
         run_score(_cfg(mixed_archive, tiny_bundles, cfg.out, w_visual=0.9, w_audio=0.1))
+
+
+@pytest.mark.slow
+def test_files_added_to_the_archive_are_the_only_ones_scored(ray_local, mixed_archive,
+                                                             tiny_bundles, tmp_path):
+    """A finished score output, then new files in its archive: the re-run scores the new files
+    only and leaves every earlier shard file (scores and timeline) as it was."""
+    from mer_ray.data.sources import list_inputs
+
+    good = sorted(mixed_archive["good"])
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for clip in good[:3]:
+        shutil.copy(clip, archive)
+    out = tmp_path / "scores"
+    cfg = _cfg({"root": archive}, tiny_bundles, out)
+    assert run_score(cfg)["this_run"]["scored"] == 3
+    before = shard_files(out)
+    added = {str(Path(shutil.copy(clip, archive)).resolve()) for clip in good[3:5]}
+    summary = run_score(cfg)
+    assert summary["this_run"]["scored"] == len(added) == 2
+    assert_only_added_inputs_written(before, out, SCORES_DIR, added)
+    rows = Counter(scores_store(str(out)).read(SCORES_DIR).column("path").to_pylist())
+    assert rows == Counter(it.path for it in list_inputs(str(archive)))   # one row each
+    assert summary["rows"] == 5
 
 
 def test_fuse_row_statuses():
