@@ -25,6 +25,7 @@ def test_mark_at_holds_until_next_keyframe():
     assert mark_at(marks, times, -1.0) is None
 
 
+@pytest.mark.slow          # annotates (scores and re-encodes) a whole video
 def test_annotate_video_keeps_audio(mixed_archive, tiny_bundles, tmp_path):
     from moviepy import VideoFileClip
 
