@@ -1,15 +1,15 @@
 """Audio accuracy on unseen speakers: thesis vs rich recipe, MLP vs SVM, with/without
-speaker normalisation, under one actor-independent protocol (issue 7).
+speaker normalisation, under one actor-independent protocol.
 
-    python benchmarks/audio_accuracy.py                    # ~10 min on 2 busy cores
+    python benchmarks/audio_accuracy.py                    # ~15 min on 2 cores
     python benchmarks/audio_accuracy.py --ravdess-shards /tmp/ravdess_shards --epochs 100
 
-Two datasets: the real RAVDESS speech in ../shared/data/ravdess-speech (preprocessed once with
-`mer-ray preprocess`, or reused from --ravdess-shards when that already holds the rich vectors)
-and the synthetic sample set (mer_ray.sample, small). For every configuration, leave one actor
-out over all actors present (one `train-audio` run per held-out actor, `--val none`: every
-classifier trains on the same other actors, no model selection on any held-out actor; the MLP
-keeps its last epoch). The table pools the held-out predictions of all folds (accuracy,
+Data: the real RAVDESS speech in ../shared/data/ravdess-speech, actors 01-20 (preprocessed once
+with `mer-ray preprocess`, or reused from --ravdess-shards when that already holds the rich
+vectors); `--sample` adds the synthetic sample set (mer_ray.sample, small). For every
+configuration, five folds by actor (`--protocol actor5fold`, config.ACTOR_FOLDS over the actors
+present; one `train-audio` run per fold, `--val none`: every classifier trains on the same other
+actors, no model selection on any held-out actor; the MLP keeps its last epoch). The table pools the held-out predictions of all folds (accuracy,
 macro-F1, per-class recall), gives the mean and spread of the per-fold accuracies, the chance
 level (always predicting the pooled test set's majority class) and the wall seconds of all folds.
 The thesis MLP trains with its augmented copies (Alg. 3.2); SVMs and the rich recipe never do.
@@ -40,11 +40,12 @@ SHORT = ["ang", "dis", "fea", "hap", "neu", "sad", "sur"]
 
 
 def has_rich(shards: Path) -> bool:
-    """True when shards/clips exists and its usable rows carry audio_rich_features."""
-    from mer_ray.train.audio_recipes import read_clip_rows
+    """True when shards/clips exists and its usable rows carry the rich recipe's vectors."""
+    from mer_ray.media.audio_recipes import RICH_COLUMN
+    from mer_ray.train.data import read_clip_rows
 
     try:
-        return len(read_clip_rows(str(shards), "audio_rich_features").labels) > 0
+        return len(read_clip_rows(str(shards), RICH_COLUMN).labels) > 0
     except (FileNotFoundError, ValueError):
         return False
 
@@ -68,33 +69,37 @@ def sample_shards(work: Path, actors: int, clips: int, num_cpus: int) -> Path:
 
 
 def actors_of(shards: Path) -> list[int]:
-    from mer_ray.train.audio_recipes import read_clip_rows
+    from mer_ray.media.audio_recipes import RICH_COLUMN
+    from mer_ray.train.data import read_clip_rows
 
-    rows = read_clip_rows(str(shards), "audio_rich_features")
+    rows = read_clip_rows(str(shards), RICH_COLUMN)
     return sorted({int(g.split(":")[1]) for g in rows.groups[rows.labelled]
                    if g.startswith("actor:")})
 
 
 def run_config(shards: Path, out: Path, recipe: str, classifier: str, speaker_norm: bool,
                actors: list[int], epochs: int, num_cpus: int) -> dict:
-    """LOSO over ``actors``; pooled metrics + per-fold accuracies + seconds."""
+    """Five folds by actor; pooled metrics + per-fold accuracies + seconds."""
     import numpy as np
 
-    from mer_ray.config import RayConfig, TrainAudioConfig
-    from mer_ray.train.audio_recipes import train_audio
+    from mer_ray.config import ACTOR_FOLDS, RayConfig, TrainAudioConfig
+    from mer_ray.train.runner import train
 
     t0 = time.perf_counter()
     cm, folds = None, []
-    for actor in actors:
-        name = f"{recipe}-{classifier}{'-sn' if speaker_norm else ''}/actor{actor:02d}"
-        cfg = TrainAudioConfig(shards=str(shards), out=str(out / name), protocol="loso",
-                               fold=str(actor), val="none", epochs=epochs,
+    for fold, fold_actors in enumerate(ACTOR_FOLDS):
+        held_out = sorted(set(fold_actors) & set(actors))
+        if not held_out:
+            continue
+        name = f"{recipe}-{classifier}{'-sn' if speaker_norm else ''}/fold{fold}"
+        cfg = TrainAudioConfig(shards=str(shards), out=str(out / name), protocol="actor5fold",
+                               fold=str(fold), val="none", epochs=epochs,
                                checkpoint_every=epochs, recipe=recipe, classifier=classifier,
                                speaker_norm=speaker_norm, ray=RayConfig(num_cpus=num_cpus))
-        m = train_audio(cfg).metrics
+        m = train(cfg).metrics
         fold_cm = np.asarray(m["confusion_matrix"])
         cm = fold_cm if cm is None else cm + fold_cm
-        folds.append({"actor": actor, "accuracy": m["accuracy"], "n": m["n"]})
+        folds.append({"fold": fold, "actors": held_out, "accuracy": m["accuracy"], "n": m["n"]})
     return {"recipe": recipe, "classifier": classifier, "speaker_norm": speaker_norm,
             "seconds": time.perf_counter() - t0, "folds": folds, **pooled(cm)}
 
@@ -131,7 +136,7 @@ def table(results: list[dict]) -> str:
 
 def dataset_text(title: str, shards: Path, actors: list[int], results: list[dict]) -> str:
     n = results[0]["n"] if results else 0
-    return (f"**{title}** (`{shards}`): leave-one-actor-out over actors "
+    return (f"**{title}** (`{shards}`): five folds by actor over actors "
             f"{', '.join(map(str, actors))}, {n} held-out clips pooled.\n\n{table(results)}\n")
 
 
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-actors", type=int, default=4)
     p.add_argument("--sample-clips", type=int, default=2, help="sample clips per emotion/actor")
     p.add_argument("--num-cpus", type=int, default=2)
-    p.add_argument("--skip-sample", action="store_true")
+    p.add_argument("--sample", action="store_true", help="also the synthetic sample set")
     p.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = p.parse_args(argv)
 
@@ -159,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if not has_rich(ravdess):
         preprocess(Path(args.ravdess_data), ravdess, args.num_cpus)
     datasets = [("RAVDESS speech (real)", ravdess)]
-    if not args.skip_sample:
+    if args.sample:
         datasets.append(("Sample set (synthetic voices)",
                          sample_shards(work, args.sample_actors, args.sample_clips, args.num_cpus)))
     sections, dump = [], {}
@@ -176,10 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     (work / "audio_accuracy.json").write_text(json.dumps(dump, indent=2) + "\n")
     text = (
-        "## Audio accuracy on unseen actors (issue 7)\n\n"
+        "## Audio accuracy on unseen actors\n\n"
         f"`python benchmarks/audio_accuracy.py --epochs {args.epochs}` on {machine()}; "
         f"whole run {time.perf_counter() - t_all:.0f} s (machine shared with other jobs, so "
-        "seconds are loose).\n\nProtocol: leave one actor out over every actor present, "
+        "seconds are loose).\n\nProtocol: five folds by actor (config.ACTOR_FOLDS), "
         "`--val none` (all classifiers train on the same other actors; no hyper-parameter or "
         f"epoch is chosen on a held-out actor), MLP: Table 4.4 shape, {args.epochs} epochs "
         "(thesis: 800), batch 32, Adam 1e-3, last epoch; SVM: RBF, C=10, gamma=scale, "

@@ -193,13 +193,14 @@ class TrainAudioConfig(TrainCommon):
 
 @dataclass
 class IngestImagesConfig(ConfigMixin):
-    """`mer-ray ingest-images`: a face-image corpus (AffectNet) -> balanced FRAMES Parquet."""
+    """`mer-ray ingest-images`: a face-image corpus (AffectNet, FER2013) -> FRAMES Parquet."""
 
     data_dir: str
     out: str
     layout: str = "auto"              # auto | folders | csv
     csv: str | None = None            # AffectNet-style CSV (path,label[,speaker]); auto-detected
-    balance: bool = True              # down-sample every class to the smallest (seeded)
+    balance: bool = False             # down-sample every class to the smallest (seeded); off:
+                                      # keep all and weight classes in training instead
     seed: int = 0
     images_per_shard: int = 512
     ray: RayConfig = field(default_factory=RayConfig)

@@ -132,7 +132,7 @@ class _Predictor:
     def __init__(self, run_dir: str, local_dir: str | None = None):
         import keras
 
-        import mer_ray.models.visual  # noqa: F401  (registers the ImagePreprocess layer)
+        import mer_ray.models.layers  # noqa: F401  (registers the custom layers)
 
         self.run_dir = run_dir
         local_dir = local_dir or local_bundle_dir(run_dir)
@@ -161,9 +161,14 @@ class _Predictor:
 class VisualPredictor(_Predictor):
     """Loads a visual bundle once; predict((N,200,200,3) uint8 RGB) -> (N,7) float32."""
 
-    predict_batch = 16   # EfficientNetB0 at batch 64 grows a CPU process by ~5 GB
-
     kind = "visual"
+
+    def __init__(self, run_dir: str, local_dir: str | None = None):
+        from mer_ray.models.backbones import BACKBONES
+
+        super().__init__(run_dir, local_dir)
+        spec = BACKBONES.get(self.info.backbone or "")
+        self.predict_batch = spec.predict_batch if spec else 16
 
     def predict(self, faces: np.ndarray) -> np.ndarray:
         faces = np.asarray(faces)

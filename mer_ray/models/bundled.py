@@ -20,6 +20,9 @@ BUNDLED: dict[str, str] = {
     "audio_speaker_norm": "audio_speaker_norm",  # the same, speaker-normalised features
 }
 """Bundled model name -> folder under mer_ray/models/pretrained/."""
+SPEAKER_NORM_MIN_CLIPS = 20
+"""score swaps the default voice model for the speaker-normalised one only when every input
+has a known speaker with at least this many clips: fewer give unstable speaker statistics."""
 
 
 def pretrained_root() -> Path:

@@ -13,32 +13,11 @@ import keras
 from keras import layers
 
 from mer_ray.config import FACE_SIZE, NUM_CLASSES
+from mer_ray.models.layers import GREY_WEIGHTS, FacePreprocess  # noqa: F401  (re-exported)
 
 FACE_INPUT = 48                   # the network's own input: 48x48 grey
 WIDTHS = (24, 48, 96, 192)        # channels per stage
-GREY_WEIGHTS = (0.299, 0.587, 0.114)   # ITU-R BT.601, as OpenCV's RGB->grey
 CORE_LAYER = "backbone"
-
-
-@keras.saving.register_keras_serializable(package="mer_ray")
-class FacePreprocess(layers.Layer):
-    """0..255 RGB faces of any size -> ``size`` x ``size`` x 1 grey in [0, 1] (area resize)."""
-
-    def __init__(self, size: int = FACE_INPUT, **kwargs):
-        super().__init__(**kwargs)
-        self.size = int(size)
-
-    def call(self, x):
-        x = keras.ops.cast(x, "float32")
-        if x.shape[-1] == 3:
-            w = keras.ops.convert_to_tensor(GREY_WEIGHTS, dtype="float32")
-            x = keras.ops.sum(x * w, axis=-1, keepdims=True)
-        if x.shape[1] != self.size or x.shape[2] != self.size:
-            x = keras.ops.image.resize(x, (self.size, self.size), interpolation="area")
-        return x / 255.0
-
-    def get_config(self):
-        return {**super().get_config(), "size": self.size}
 
 
 def build_core(widths: tuple[int, ...] = WIDTHS, dropout: float = 0.4,

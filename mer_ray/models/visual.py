@@ -7,75 +7,18 @@ No Ray here.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 from keras import layers
 
 from mer_ray.config import FACE_SIZE, NUM_CLASSES
-from mer_ray.models.face_cnn import build_compact_model, build_core  # registers FacePreprocess
+from mer_ray.models.backbones import BACKBONES, BackboneSpec, backbone_spec  # noqa: F401
+from mer_ray.models.face_cnn import build_compact_model, build_core
+from mer_ray.models.layers import ImagePreprocess  # noqa: F401  (re-exported)
 
 CASES = ("frozen", "unfrozen")
 BACKBONE_LAYER = "backbone"
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """How to build one keras.applications backbone and where its weights live."""
-
-    name: str
-    preprocess: str            # ImagePreprocess mode: "none" | "tf" | "caffe" | "unit"
-    weights_file: str | None   # the file name keras would download (notop), None: no ImageNet
-    predict_batch: int = 16    # faces per model call when scoring (EfficientNetB0 at 64 grows
-                               # a CPU process by ~5 GB; small nets want big batches)
-
-
-BACKBONES: dict[str, BackboneSpec] = {
-    # EfficientNet rescales/normalises inside the keras.applications model itself.
-    "efficientnetb0": BackboneSpec("efficientnetb0", "none", "efficientnetb0_notop.h5"),
-    # MobileNetV2 has no weights for 200 px; keras falls back to the 224 px file (same kernels).
-    "mobilenetv2": BackboneSpec(
-        "mobilenetv2", "tf", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
-    "resnet50": BackboneSpec("resnet50", "caffe",
-                             "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    # A tiny conv stack for tests and smoke runs on 2 CPU cores; not a thesis model.
-    "tiny": BackboneSpec("tiny", "unit", None),
-    # The compact 48 px grey face CNN (models/face_cnn.py) with its own small head; the
-    # bundled face model. Grey conversion and resizing are layers inside it.
-    "compact": BackboneSpec("compact", "none", None, predict_batch=256),
-}
-
-
-@keras.saving.register_keras_serializable(package="mer_ray")
-class ImagePreprocess(layers.Layer):
-    """A backbone's ``preprocess_input`` as a serialisable layer (input: 0..255 RGB).
-
-    Modes: ``none`` (identity, EfficientNet), ``tf`` (x/127.5 - 1, MobileNetV2),
-    ``caffe`` (RGB->BGR minus ImageNet means, ResNet50), ``unit`` (x/255).
-    """
-
-    MEANS_BGR = (103.939, 116.779, 123.68)
-
-    def __init__(self, mode: str = "none", **kwargs):
-        super().__init__(**kwargs)
-        if mode not in ("none", "tf", "caffe", "unit"):
-            raise ValueError(f"unknown preprocess mode {mode!r}")
-        self.mode = mode
-
-    def call(self, x):
-        x = keras.ops.cast(x, "float32")
-        if self.mode == "tf":
-            return x / 127.5 - 1.0
-        if self.mode == "caffe":
-            x = keras.ops.flip(x, axis=-1)
-            return x - keras.ops.convert_to_tensor(self.MEANS_BGR, dtype="float32")
-        if self.mode == "unit":
-            return x / 255.0
-        return x
-
-    def get_config(self):
-        return {**super().get_config(), "mode": self.mode}
 
 
 def keras_home() -> Path:
@@ -92,7 +35,7 @@ def imagenet_weights_path(backbone: str, weights_file: str | None = None,
     Keras cache (``$KERAS_HOME/models/``), else Keras's own download into that cache.
 
     Raises FileNotFoundError naming the expected file when none of these gives one."""
-    spec = _spec(backbone)
+    spec = backbone_spec(backbone)
     if spec.weights_file is None:
         raise ValueError(f"backbone {backbone!r} has no ImageNet weights: use --init none")
     if weights_file:
@@ -145,7 +88,7 @@ def build_backbone(backbone: str, weights: str | None = None) -> keras.Model:
     elif backbone == "tiny":
         model = _tiny_backbone(shape)
     else:
-        _spec(backbone)
+        backbone_spec(backbone)
         raise AssertionError(backbone)
     model.name = BACKBONE_LAYER
     return model
@@ -164,7 +107,7 @@ def build_visual_model(backbone: str = "efficientnetb0", case: str = "frozen",
     """Backbone + GAP -> Dropout -> Dense 2048 relu -> Dropout -> Dense 1024 relu -> Dropout
     -> Dense 7 softmax (thesis Fig. 3.2); ``case`` frozen trains the head only. ``compact``
     is the face CNN of models/face_cnn.py with its own head instead."""
-    spec = _spec(backbone)
+    spec = backbone_spec(backbone)
     if backbone == "compact":
         if weights is not None:
             raise ValueError("backbone 'compact' has no ImageNet weights: use --init none")
@@ -196,7 +139,7 @@ def set_case(model: keras.Model, case: str) -> keras.Model:
 def backbone_of(model: keras.Model) -> str:
     """The backbone name a model was built with (from its name ``visual_<backbone>``)."""
     name = model.name.removeprefix("visual_")
-    _spec(name)
+    backbone_spec(name)
     return name
 
 
@@ -237,11 +180,3 @@ def _model_path(init: str) -> str:
         raise FileNotFoundError(
             f"--init {init!r}: expected imagenet, none, or an existing .keras file / run dir")
     return str(path)
-
-
-def _spec(backbone: str) -> BackboneSpec:
-    try:
-        return BACKBONES[backbone]
-    except KeyError:
-        raise ValueError(f"unknown backbone {backbone!r}; expected one of "
-                         f"{', '.join(BACKBONES)}") from None

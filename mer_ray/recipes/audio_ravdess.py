@@ -25,9 +25,6 @@ from mer_ray.config import ACTOR_FOLDS, EMOTIONS
 from mer_ray.media.audio_recipes import audio_recipe
 
 RECIPE = "rich"
-MIN_CLIPS_PER_SPEAKER = 20
-"""Speaker normalisation is used by score only when every speaker has at least this many
-clips: fewer give unstable per-speaker statistics."""
 
 
 def ravdess_shards(data_dir: str, work: Path, log: Callable[[str], None]) -> Path:
@@ -91,7 +88,7 @@ def fit_bundle(run_dir: Path, x: np.ndarray, y: np.ndarray, groups: np.ndarray,
 def make_audio_bundles(data_dir: str, out: Path, seed: int = 0,
                        shards: str | None = None) -> dict:
     """Preprocess (unless ``shards``), cross-validate and fit both audio bundles into ``out``."""
-    from mer_ray.recipes.bundled import RunLog
+    from mer_ray.recipes.runlog import RunLog
     from mer_ray.recipes.cards import audio_card
     from mer_ray.train.data import read_clip_rows
 

@@ -2,30 +2,16 @@
 
 ``DATA`` holds ``fer2013/{train,validation}`` and ``ravdess-speech/Actor_XX``. Each model is
 written to ``DIR/<name>/`` as a normal run directory (bundle.json, model file, metrics.json,
-history, pictures) with its run log (``run_log.txt``) beside it; the model cards
-(``MODEL_CARD.md``) are written by hand from those figures.
+history, pictures), its run log (``run_log.txt``) and its model card (``card.json`` +
+``MODEL_CARD.md``, written from the run's own figures).
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-
-class RunLog:
-    """Prints a line and appends it, time-stamped, to a run_log.txt."""
-
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.path.write_text("")
-
-    def __call__(self, line: str) -> None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        print(line, flush=True)
-        with self.path.open("a") as fh:
-            fh.write(f"{stamp} {line}\n")
+from mer_ray.recipes.runlog import RunLog
 
 
 def visual_card(run_dir: Path, metrics: dict, recipe, data: str) -> None:

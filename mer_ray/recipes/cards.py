@@ -80,11 +80,11 @@ def _grid(images: np.ndarray) -> np.ndarray:
 def audio_card(run_dir: str | Path, cv: dict, speaker_norm: bool, clips: int, speakers: int,
                seed: int) -> None:
     """card.json and MODEL_CARD.md of a bundled voice model, from its cross-validation."""
-    from mer_ray.recipes.audio_ravdess import MIN_CLIPS_PER_SPEAKER
+    from mer_ray.models.bundled import SPEAKER_NORM_MIN_CLIPS
 
     folds = ", ".join(f"{a:.3f}" for a in cv["fold_accuracy"])
     use = (f"score uses it instead of `audio` when every input has a known speaker (RAVDESS "
-           f"actor id, or a manifest's speaker column) with at least {MIN_CLIPS_PER_SPEAKER} "
+           f"actor id, or a manifest's speaker column) with at least {SPEAKER_NORM_MIN_CLIPS} "
            "clips; each speaker's features are z-scored with that speaker's own scored clips"
            if speaker_norm else "the default voice model: one clip at a time, no speaker "
            "statistics needed")
