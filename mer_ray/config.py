@@ -80,8 +80,9 @@ class ScoreConfig(ConfigMixin):
 
     source: str                       # folder, glob or CSV manifest
     out: str
-    visual: str | None = None         # visual model run directory (bundle); None -> no visual path
-    audio: str | None = None          # audio model run directory (bundle); None -> no audio path
+    visual: str | None = None         # run dir / URI, "default" (bundled); None -> no visual path
+    audio: str | None = None          # run dir / URI, "default" (bundled; its speaker-normalised
+                                      # twin when speakers suit it); None -> no audio path
     corpus: str = "auto"
     w_visual: float = 0.5             # Alg. 3.9 image_path_weight
     w_audio: float = 0.5              # Alg. 3.9 audio_path_weight

@@ -14,8 +14,10 @@ ANNOTATE_EXTRACT_FLAGS = ("skip", "max_keyframes", "detect_width")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="input video")
     p.add_argument("-o", "--out", required=True, help="output .mp4")
-    p.add_argument("--visual", help="visual model run directory (path or URI)")
-    p.add_argument("--audio", help="audio model run directory (path or URI)")
+    from mer_ray.models.bundled import MODEL_HELP
+
+    p.add_argument("--visual", help=MODEL_HELP.format(kind="visual"))
+    p.add_argument("--audio", help=MODEL_HELP.format(kind="audio"))
     p.add_argument("--fusion-weights", default="0.5,0.5",
                    help="'w_visual,w_audio' or a JSON file from tune-fusion")
     add_extract_arguments(p, only=ANNOTATE_EXTRACT_FLAGS)
@@ -27,12 +29,17 @@ def run(args: argparse.Namespace) -> int:
     from mer_ray.score.annotate import annotate
     from mer_ray.score.fusion import FusionWeights
 
-    if not args.visual and not args.audio:
-        raise SystemExit("annotate: give --visual RUN_DIR and/or --audio RUN_DIR")
+    from mer_ray.models.bundled import resolve_model, resolve_pair
+
+    try:
+        visual, audio = (resolve_model(v, kind) if v else None for v, kind in
+                         zip(resolve_pair(args.visual, args.audio), ("visual", "audio")))
+    except ValueError as err:
+        raise SystemExit(f"mer-ray annotate: error: {err}") from None
     configure_process()
     w = FusionWeights.parse(args.fusion_weights)
-    result = annotate(AnnotateConfig(video=args.video, out=args.out, visual=args.visual,
-                                     audio=args.audio, w_visual=w.visual, w_audio=w.audio,
+    result = annotate(AnnotateConfig(video=args.video, out=args.out, visual=visual,
+                                     audio=audio, w_visual=w.visual, w_audio=w.audio,
                                      extract=extract_options_from_args(args)))
     print(f"{result.emotion} ({result.arousal} arousal, {result.fusion_mode}); "
           f"{result.faces}/{result.keyframes} keyframes with a face; wrote {result.out}")

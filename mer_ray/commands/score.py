@@ -18,8 +18,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("source", help="folder of videos/audio (recursive), a glob, or a CSV manifest; "
                         "local or a URI (s3://, gs://, file://)")
-    p.add_argument("--visual", help="visual model run directory (from train-visual; path or URI)")
-    p.add_argument("--audio", help="audio model run directory (from train-audio; path or URI)")
+    from mer_ray.models.bundled import MODEL_HELP
+
+    p.add_argument("--visual", help=MODEL_HELP.format(kind="visual"))
+    p.add_argument("--audio", help=MODEL_HELP.format(kind="audio") + ". The bundled voice model "
+                   "switches to its speaker-normalised twin when every input has a known speaker "
+                   "(RAVDESS actor, a manifest's speaker column) with enough clips")
     p.add_argument("--out", required=True, help="output folder (or URI); re-running resumes")
     p.add_argument("--corpus", default="auto", choices=["auto", "ravdess", "manifest", "folder"],
                    help="where true labels come from, for evaluate (default: RAVDESS names)")
@@ -44,11 +48,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
+    from mer_ray.models.bundled import resolve_pair
     from mer_ray.score.fusion import FusionWeights
 
     weights = FusionWeights.parse(args.fusion_weights)
+    visual, audio = resolve_pair(args.visual, args.audio)
     return ScoreConfig(
-        source=args.source, out=args.out, visual=args.visual, audio=args.audio, corpus=args.corpus,
+        source=args.source, out=args.out, visual=visual, audio=audio, corpus=args.corpus,
         w_visual=weights.visual, w_audio=weights.audio, timeline=args.timeline,
         gpus_per_worker=args.gpus_per_worker, audio_gpus=args.audio_gpus,
         visual_workers=args.visual_workers,
@@ -78,8 +84,10 @@ def format_summary(summary: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from mer_ray.score.job import run_score
 
-    if not args.visual and not args.audio:
-        raise SystemExit("score: give --visual RUN_DIR and/or --audio RUN_DIR")
-    summary = run_score(config_from_args(args))
+    try:
+        cfg = config_from_args(args)
+    except ValueError as err:
+        raise SystemExit(f"mer-ray score: error: {err}") from None
+    summary = run_score(cfg)
     print(format_summary(summary))
     return 0

@@ -54,6 +54,33 @@ def resolve_model(value: str | None, kind: str) -> str | None:
     return value
 
 
+MODEL_HELP = ("'default' (the bundled {kind} model), 'none' (no {kind} path), or a run "
+              "directory / URI from train-{kind}. Give neither --visual nor --audio and both "
+              "bundled models are used; give one and the other path is off unless named too")
+
+
+def resolve_pair(visual: str | None, audio: str | None) -> tuple[str | None, str | None]:
+    """The ``--visual`` / ``--audio`` pair as given on a command line -> two model values
+    (``default``, a run dir, or None for no model). Neither given: both bundled models; one
+    given: the other is off. ValueError when both are ``none``."""
+    if visual is None and audio is None:
+        return DEFAULT, DEFAULT
+    pair = tuple(None if v in (None, NONE) else v for v in (visual, audio))
+    if pair == (None, None):
+        raise ValueError("--visual none and --audio none leave nothing to score")
+    return pair  # type: ignore[return-value]
+
+
+def speaker_norm_suits(speakers: list[str | None]) -> bool:
+    """Whether the speaker-normalised voice model suits inputs of these speakers: every input
+    has a known speaker and each speaker has at least SPEAKER_NORM_MIN_CLIPS inputs."""
+    from collections import Counter
+
+    if not speakers or any(s is None for s in speakers):
+        return False
+    return min(Counter(speakers).values()) >= SPEAKER_NORM_MIN_CLIPS
+
+
 def is_bundled(run_dir: str | None) -> bool:
     """Whether ``run_dir`` is one of the bundled model folders."""
     if not run_dir:

@@ -26,7 +26,7 @@ import time
 from mer_ray.config import ScoreConfig
 from mer_ray.data.shards import ShardStore
 from mer_ray.score.fusion import FusionWeights
-from mer_ray.score.plan import ScorePlan, plan_workers, resolve_plan
+from mer_ray.score.plan import ScorePlan, plan_workers, resolve_models, resolve_plan
 from mer_ray.score.rows import FUSED_SCHEMA, extraction_rows, fuse_rows, split_output
 from mer_ray.score.schema import RUN_FILE, SCORES_DIR, scores_store
 from mer_ray.score.summary import summarize_scores
@@ -88,10 +88,14 @@ def run_score(cfg: ScoreConfig) -> dict:
     (also written to OUT/summary.json)."""
     from mer_ray.data.sources import list_inputs
 
+    from mer_ray.models.speaker_norm import UNKNOWN_SPEAKER, speaker_key
+
     started = time.time()
-    plan = resolve_plan(cfg)
     weights = FusionWeights(cfg.w_visual, cfg.w_audio)
     items = list_inputs(cfg.source, cfg.corpus)
+    speakers = [speaker_key(it.actor, it.speaker) for it in items if it.drop_reason is None]
+    cfg = resolve_models(cfg, [None if s == UNKNOWN_SPEAKER else s for s in speakers])
+    plan = resolve_plan(cfg)
     store = scores_store(cfg.out)
     done = store.done_paths()
     run = {"model_ids": plan.model_ids, "weights": weights.normalized().to_dict(),

@@ -62,6 +62,19 @@ def run_extract_options(base: ExtractOptions, faces: bool, audio_column: str | N
                                rich_audio=audio_column == RICH_COLUMN)
 
 
+def resolve_models(cfg: ScoreConfig, speakers: list[str | None]) -> ScoreConfig:
+    """``cfg`` with ``default`` model values replaced by the bundled run dirs. The default voice
+    model is the speaker-normalised one when ``speakers`` (one per input to score, None where
+    unknown) suit it (models.bundled.speaker_norm_suits)."""
+    from mer_ray.models.bundled import DEFAULT, bundled_dir, resolve_model, speaker_norm_suits
+
+    visual = resolve_model(cfg.visual, "visual") if cfg.visual == DEFAULT else cfg.visual
+    audio = cfg.audio
+    if audio == DEFAULT:
+        audio = bundled_dir("audio_speaker_norm" if speaker_norm_suits(speakers) else "audio")
+    return dataclasses.replace(cfg, visual=visual, audio=audio)
+
+
 def resolve_plan(cfg: ScoreConfig) -> ScorePlan:
     """Read the bundles of ``cfg`` (bundle.json only); ValueError if neither model is given or
     a bundle is not what the score job can feed."""
