@@ -177,7 +177,7 @@ def report(cfg: BenchConfig, runs: list[RunResult], cmp: dict) -> str:
         "on the full frame of every 10th, MoviePy wav + `librosa.load`, 162 features + 2 augmented "
         "copies). mer_ray: `mer-ray preprocess` on embedded local Ray, start-up included, doing "
         "the same work (`--no-rich-audio`), and once more with its default, which also computes "
-        "the rich audio vector (issue 7) the baseline does not.",
+        "the rich audio vector the baseline does not.",
         "",
         "| clips | mer-ray work | baseline s | baseline videos/s | mer-ray s | mer-ray videos/s | ratio |",
         "| --- | --- | --- | --- | --- | --- | --- |",

@@ -1,8 +1,9 @@
 """Constants from the thesis and one config dataclass per job.
 
 Everything that has a thesis default is here (the media numbers are declared in
-mer_ray.media.constants and re-exported), so a reader can check them against SPEC.md in one
-place. Jobs that decode media nest the one ExtractOptions (mer_ray.media.options) as ``extract``.
+mer_ray.media.constants and re-exported), so a reader can check them against the thesis (cited
+in README) in one place. Jobs that decode media nest the one ExtractOptions
+(mer_ray.media.options) as ``extract``.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="down-sample every class to the smallest one (default: keep every image "
                         "and use train-visual --class-weight balanced)")
     p.add_argument("--no-balance", action="store_true",
-                   help="deprecated: keeping every image is now the default")
+                   help="no effect: every image is kept unless --balance is given")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the --balance down-sampling (default: %(default)s)")
     p.add_argument("--images-per-shard", type=int, default=512,

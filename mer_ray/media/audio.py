@@ -4,8 +4,8 @@ its augmentation (Alg. 3.2).
 Decoding reads the first audio stream with PyAV: no subprocess, no temp files, no MoviePy,
 memory bounded by ``max_seconds``. Channels are averaged and the whole signal resampled with
 soxr (HQ), as ``librosa.load`` does (for a wav the samples match librosa.load's). The samples
-equal those of the ffmpeg CLI pipe used before (``aresample=resampler=soxr``, mono, f32le),
-including its cut of an MP4's AAC padding at the stream's stated end.
+equal those of an ffmpeg CLI pipe (``aresample=resampler=soxr``, mono, f32le), including its
+cut of an MP4's AAC padding at the stream's stated end.
 
 The thesis's path (MoviePy writes a 16-bit wav, librosa.load reads it; kept below as
 :func:`thesis_style_audio` for benchmarks) differs in two ways for a video's mono track:

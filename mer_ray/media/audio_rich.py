@@ -12,25 +12,24 @@ Vector layout (``RICH_FEATURE_NAMES``, ``N_RICH_FEATURES`` = 735, float32):
   ``loud_fraction``, ``voiced_fraction`` and ``duration_s`` (after trimming). F0 is in
   semitones re 55 Hz; the F0 numbers are 0 when no frame is voiced.
 
-Signal and frames. The features are computed on the same 22,050 Hz mono signal as the thesis
-features, so the preprocess job decodes once (16 kHz would be cheaper per frame but needs a
-second signal, and the 8-11 kHz band carries fricative and breath energy, plausibly useful
-for arousal). One complex STFT (n_fft 1024, Hann window 512 = 23 ms, hop 256 = 11.6 ms,
-centred) feeds every spectral feature; zero-padding the 23 ms window to 1024 points gives a
-21.5 Hz grid, on which every one of the 128 mel filters spans at least 2 bins (at n_fft 512,
-39 low filters see a single bin). ZCR, RMS and YIN use the same hop
-(frames line up) with a 1024-sample (46 ms) frame: YIN needs more than two periods of the
-65 Hz floor. Chroma uses tuning 0 (speech has no tuning to estimate; it also skips librosa's
-costly estimate).
+Why: the thesis vector (162 numbers) is the clip mean of ZCR, chroma, 20 MFCCs, RMS and the
+mel spectrogram. This recipe keeps the spectral envelope (40 MFCCs) and adds how it moves
+(deltas), how it spreads over the utterance (std and percentiles, not only the mean) and the
+prosody (pitch, loudness, voicing) that a mean spectrum leaves out. Pooled statistics give a
+fixed-length vector for any clip length.
+
+Signal and frames: the same 22,050 Hz mono signal as the thesis features, so the preprocess
+job decodes once. One complex STFT (n_fft 1024, Hann window 512, hop 256, centred) feeds every
+spectral feature; padding the window to 1024 points gives every one of the 128 mel filters at
+least 2 bins. ZCR, RMS and YIN use the same hop (frames line up) with a 1024-sample frame, more
+than two periods of the 65 Hz F0 floor. Chroma uses tuning 0 (speech has no tuning to estimate).
 
 Trimming: ``librosa.effects.trim`` at 30 dB below the peak; if that leaves less than one hop,
 the whole clip is kept. Loud frames: RMS within 30 dB of the loudest frame and above -60 dBFS
 (silence has none). Voiced frames: loud, and YIN aperiodicity (min of the cumulative mean
-normalised difference) below 0.5. F0: ``librosa.yin`` (65-500 Hz) over voiced frames.
-``pyin`` gives voicing itself but costs ~0.2 s per RAVDESS clip (measured, warm) against
-~0.01 s for yin plus the aperiodicity gate (which agreed with pyin's voicing on ~85 % of the
-frames of 20 RAVDESS speech clips, loudness alone on ~75 %); over 10^6 clips that difference
-is ~2 CPU-days.
+normalised difference) below 0.5. F0: ``librosa.yin`` (65-500 Hz) over voiced frames; yin
+plus this gate rather than ``pyin``, which finds voicing itself but costs about 20 times as
+much per clip.
 """
 from __future__ import annotations
 
