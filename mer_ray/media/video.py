@@ -184,11 +184,18 @@ def has_video_stream(path: str) -> bool:
 def _has_video(path: str, kind: str | None) -> bool:
     if kind in AUDIO_KINDS:
         return False
+    listed = _iso_lists_track(path, kind, b"vide")
+    return True if listed is None else listed
+
+
+def _iso_lists_track(path: str, kind: str | None, handler: bytes) -> bool | None:
+    """Whether an ISO-BMFF file's header lists a track of ``handler`` type (b"vide", b"soun");
+    None when the file is no ISO-BMFF or its moov is unreadable."""
     if kind in ("mp4", "mov"):
         handlers = _iso_handlers(path)
         if handlers is not None:
-            return b"vide" in handlers
-    return True
+            return handler in handlers
+    return None
 
 
 def has_audio_stream(path: str) -> bool | None:
@@ -201,11 +208,7 @@ def has_audio_stream(path: str) -> bool | None:
     kind = container_kind(path)
     if kind in AUDIO_KINDS:
         return True
-    if kind in ("mp4", "mov"):
-        handlers = _iso_handlers(path)
-        if handlers is not None:
-            return b"soun" in handlers
-    return None
+    return _iso_lists_track(path, kind, b"soun")
 
 
 class KeyframeReader:
