@@ -1,4 +1,4 @@
-"""RAVDESS file-name parsing and label helpers.
+"""RAVDESS file-name parsing, label helpers and the speaker id of a clip.
 
 RAVDESS names are ``MM-VV-EE-II-SS-RR-AA.ext`` (seven two-digit fields); anything after
 the seventh field (e.g. ``_1``) is ignored. Calm (02) has no project class.
@@ -87,6 +87,17 @@ def emotion_index(emotion: str) -> int:
 def arousal_of(emotion: str) -> str:
     """Arousal group of a project class (thesis Table 4.5)."""
     return AROUSAL[emotion]
+
+
+def speaker_id(actor, speaker) -> str | None:
+    """Who speaks in a clip: ``actor:<n>`` for a RAVDESS actor, else ``speaker:<id>`` from a
+    manifest, else None (unknown). Protocol groups (data.splits) and speaker normalisation
+    (models.speaker_norm) both name speakers this way."""
+    if actor is not None and actor == actor:   # not None / NaN
+        return f"actor:{int(actor)}"
+    if speaker is not None and speaker == speaker and str(speaker) != "":
+        return f"speaker:{speaker}"
+    return None
 
 
 def normalize_label(label: str) -> str | None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mer_ray.config import ACTOR_FOLDS, PROTOCOLS
+from mer_ray.labels import speaker_id
 
 N_FOLDS = len(ACTOR_FOLDS)
 VAL_MODES = ("group", "rows", "none")
@@ -41,11 +42,7 @@ _ACTOR_FOLD = {actor: i for i, fold in enumerate(ACTOR_FOLDS) for actor in fold}
 
 def group_key(actor, speaker, video_id) -> str:
     """The grouping key of one row (see module doc)."""
-    if actor is not None and actor == actor:   # not None / NaN
-        return f"actor:{int(actor)}"
-    if speaker is not None and speaker == speaker and str(speaker) != "":
-        return f"speaker:{speaker}"
-    return f"video:{video_id}"
+    return speaker_id(actor, speaker) or f"video:{video_id}"
 
 
 def group_keys(actor: Sequence, speaker: Sequence, video_id: Sequence) -> np.ndarray:

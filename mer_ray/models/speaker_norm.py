@@ -24,17 +24,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mer_ray.labels import speaker_id
+
 UNKNOWN_SPEAKER = "<unknown>"
 MIN_VARIANCE = 1e-12          # features (near) constant for a speaker are centred, not scaled
 
 
 def speaker_key(actor, speaker) -> str:
-    """The speaker id of one clip (see module doc); same naming as data.splits.group_key."""
-    if actor is not None and actor == actor:           # not None / NaN
-        return f"actor:{int(actor)}"
-    if speaker is not None and speaker == speaker and str(speaker) != "":
-        return f"speaker:{speaker}"
-    return UNKNOWN_SPEAKER
+    """The speaker id of one clip (see module doc): labels.speaker_id, or UNKNOWN_SPEAKER."""
+    return speaker_id(actor, speaker) or UNKNOWN_SPEAKER
 
 
 def speaker_keys(actor: Sequence, speaker: Sequence) -> np.ndarray:
