@@ -15,7 +15,7 @@ HELP = ("train an audio emotion model: --recipe rich (default, 735-D + SVM) or t
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from mer_ray.media.audio_recipes import AUDIO_RECIPES
-    from mer_ray.train.options import add_common_arguments
+    from mer_ray.commands.train_args import add_common_arguments
     from mer_ray.train.tasks import AUDIO_CLASSIFIERS
 
     add_common_arguments(p, epochs=800, batch_size=32, checkpoint_every=10)
@@ -43,7 +43,7 @@ def config_from_args(args: argparse.Namespace):
     """The resolved TrainAudioConfig (recipe defaults filled in); SystemExit for settings
     that contradict each other."""
     from mer_ray.config import TrainAudioConfig
-    from mer_ray.train.options import common_kwargs
+    from mer_ray.commands.train_args import common_kwargs
     from mer_ray.train.tasks import task_for
 
     try:
@@ -57,7 +57,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from mer_ray.train.options import format_outcome
+    from mer_ray.commands.train_args import format_outcome
     from mer_ray.train.runner import train
 
     outcome = train(config_from_args(args), progress=True)

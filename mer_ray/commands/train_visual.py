@@ -11,7 +11,7 @@ CASE_CHOICES = ("frozen", "unfrozen")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mer_ray.train.options import add_common_arguments
+    from mer_ray.commands.train_args import add_common_arguments
 
     add_common_arguments(p, epochs=50, batch_size=16, checkpoint_every=1)
     p.add_argument("--backbone", default="efficientnetb0", choices=BACKBONE_CHOICES,
@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     from mer_ray.config import TrainVisualConfig
-    from mer_ray.train.options import common_kwargs
+    from mer_ray.commands.train_args import common_kwargs
 
     return TrainVisualConfig(**common_kwargs(args), backbone=args.backbone, case=args.case,
                              init=args.init, weights_file=args.weights_file,
@@ -44,7 +44,7 @@ def config_from_args(args: argparse.Namespace):
 def run(args: argparse.Namespace, hooks=None) -> int:
     """Train and print the summary; ``hooks`` (loop.TrainHooks) are for tests."""
     from mer_ray.models.visual import imagenet_weights_path
-    from mer_ray.train.options import format_summary
+    from mer_ray.commands.train_args import format_summary
     from mer_ray.train.runner import train
 
     cfg = config_from_args(args)

@@ -1,4 +1,4 @@
-"""Command-line options shared by train-visual and train-audio, and the final summary text."""
+"""Command-line options shared by train-visual and train-audio, and their closing summary text."""
 from __future__ import annotations
 
 import argparse
@@ -59,14 +59,24 @@ def common_kwargs(args: argparse.Namespace) -> dict:
                 ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
 
 
+def _protocol_text(m: dict) -> str:
+    """``protocol actor5fold fold 0`` (and the leaky warning for a random split)."""
+    fold = "" if m["fold"] is None else f" fold {m['fold']}"
+    leaky = "  [LEAKY: random split over rows]" if m["leaky"] else ""
+    return f"protocol {m['protocol']}{fold}{leaky}"
+
+
+def _test_text(m: dict) -> str:
+    """Test accuracy vs chance and macro F1, ending in ``; ``."""
+    return (f"test accuracy {m['accuracy']:.3f} (chance {m['chance_level']:.3f}, n={m['n']}), "
+            f"macro F1 {m['macro']['f1']:.3f}; ")
+
+
 def format_summary(outcome) -> str:
     """A few lines: test accuracy vs chance, protocol (and the leaky warning), run directory."""
     m = outcome.metrics
-    fold = "" if m["fold"] is None else f" fold {m['fold']}"
-    lines = [f"{m['kind']} model, protocol {m['protocol']}{fold}"
-             f"{'  [LEAKY: random split over rows]' if m['leaky'] else ''}",
-             f"test accuracy {m['accuracy']:.3f} (chance {m['chance_level']:.3f}, n={m['n']}), "
-             f"macro F1 {m['macro']['f1']:.3f}; best epoch {m['best_epoch']} "
+    lines = [f"{m['kind']} model, {_protocol_text(m)}",
+             f"{_test_text(m)}best epoch {m['best_epoch']} "
              f"of {m['epochs_run']}{' (resumed after a failure)' if m['resumed'] else ''}"]
     if "video_level" in m:
         v = m["video_level"]
@@ -82,10 +92,7 @@ def format_outcome(outcome) -> str:
     norm = ", speaker-normalised" if m.get("speaker_norm") else ""
     if m.get("classifier") != "svm":
         return f"{m.get('recipe', 'thesis')} recipe, MLP{norm}\n" + format_summary(outcome)
-    fold = "" if m["fold"] is None else f" fold {m['fold']}"
-    leaky = "  [LEAKY: random split over rows]" if m["leaky"] else ""
     return "\n".join([
-        f"audio model ({m['recipe']} recipe, SVM{norm}), protocol {m['protocol']}{fold}{leaky}",
-        f"test accuracy {m['accuracy']:.3f} (chance {m['chance_level']:.3f}, n={m['n']}), "
-        f"macro F1 {m['macro']['f1']:.3f}; fitted in {m['fit_s']:.1f} s",
+        f"audio model ({m['recipe']} recipe, SVM{norm}), {_protocol_text(m)}",
+        f"{_test_text(m)}fitted in {m['fit_s']:.1f} s",
         f"run directory: {outcome.run_dir}"])
