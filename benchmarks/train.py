@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MER_RAY_PROGRESS", "0")
 os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
 
-START, END = "<!-- train-benchmark:start -->", "<!-- train-benchmark:end -->"
+from benchmarks.common import write_section  # noqa: E402
 
 
 def machine() -> str:
@@ -145,17 +144,6 @@ def table(kind: str, results: list[dict]) -> list[str]:
     return lines
 
 
-def update_benchmarks_md(text: str) -> None:
-    path = REPO / "BENCHMARKS.md"
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    block = f"{START}\n{text.rstrip()}\n{END}"
-    if START in old and END in old:
-        new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, old, flags=re.S)
-    else:
-        new = old.rstrip() + "\n\n" + block + "\n"
-    path.write_text(new)
-
-
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backbone", default="mobilenetv2")
@@ -192,7 +180,7 @@ def main() -> int:
     text = "\n".join(out)
     print(text)
     if not args.no_write:
-        update_benchmarks_md(text)
+        write_section("train-benchmark", text)
     return 0
 
 
