@@ -1,4 +1,4 @@
-"""The score job's entry points under the names jobs and tests import: ``run_score``
+"""The score job's entry points under the names tests import: ``run_score``
 (mer_ray.score.job) and ``store_for`` (= schema.scores_store)."""
 from __future__ import annotations
 
