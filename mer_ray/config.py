@@ -71,6 +71,7 @@ class PreprocessConfig(ConfigMixin):
     strict: bool = False              # any failed input fails the job
     videos_per_shard: int = 16        # clips per Parquet shard at most (and per resume unit)
     workers: int | None = None        # extraction actors at most; None -> the cluster's CPUs
+    allow_empty: bool = False         # no inputs listed: an empty output instead of an error
     ray: RayConfig = field(default_factory=RayConfig)
 
 
@@ -99,6 +100,7 @@ class ScoreConfig(ConfigMixin):
     videos_per_shard: int = 64        # output rows per Parquet shard (and per resume unit)
     extract: ExtractOptions = field(default_factory=ExtractOptions)  # augmentation and paths
                                       # without a model are switched off for the run (score.plan)
+    allow_empty: bool = False         # no inputs listed: an empty output instead of an error
     ray: RayConfig = field(default_factory=RayConfig)
 
 

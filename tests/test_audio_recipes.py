@@ -235,6 +235,6 @@ def test_cli_train_audio_rich_svm_writes_the_run_directory(rich_shards, tmp_path
     with pytest.raises(ValueError, match="speaker-norm"):
         pred.predict(rows.x[:3])                          # speaker ids are required
     assert pred.predict(rows.x[:3], rows.speakers[:3]).shape == (3, 7)
-    with pytest.raises(SystemExit):
-        main(["train-audio", str(rich_shards), "--recipe", "rich", "--feature-column",
-              "audio_features", "--out", str(tmp_path / "bad")])
+    assert main(["train-audio", str(rich_shards), "--recipe", "rich", "--feature-column",
+                 "audio_features", "--out", str(tmp_path / "bad")]) == 2   # a usage error
+    assert "mer-ray train-audio: error: " in capsys.readouterr().err

@@ -19,7 +19,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--visual", help=MODEL_HELP.format(kind="visual"))
     p.add_argument("--audio", help=MODEL_HELP.format(kind="audio"))
     p.add_argument("--fusion-weights", default="0.5,0.5",
-                   help="'w_visual,w_audio' or a JSON file from tune-fusion")
+                   help="weights of the visual and audio predictions in the fused decision: "
+                        "'w_visual,w_audio' or a JSON file from tune-fusion (default: %(default)s)")
     add_extract_arguments(p, only=ANNOTATE_EXTRACT_FLAGS)
 
 
@@ -27,17 +28,22 @@ def run(args: argparse.Namespace) -> int:
     from mer_ray.config import AnnotateConfig
     from mer_ray.runtime import configure_process
     from mer_ray.score.annotate import annotate
-    from mer_ray.score.fusion import FusionWeights
 
+    from mer_ray.commands import checks
     from mer_ray.models.bundled import resolve_model, resolve_pair
 
+    checks.input_path(args.video, "video")
+    checks.out_file(args.out, "-o")
+    w = checks.fusion_weights(args.fusion_weights)
     try:
-        visual, audio = (resolve_model(v, kind) if v else None for v, kind in
-                         zip(resolve_pair(args.visual, args.audio), ("visual", "audio")))
+        pair = resolve_pair(args.visual, args.audio)
     except ValueError as err:
-        raise SystemExit(f"mer-ray annotate: error: {err}") from None
+        raise checks.UsageError(str(err)) from None
+    for value, kind in zip(pair, ("visual", "audio")):
+        checks.model_dir(value, kind)
+    visual, audio = (resolve_model(v, kind) if v else None for v, kind in
+                     zip(pair, ("visual", "audio")))
     configure_process()
-    w = FusionWeights.parse(args.fusion_weights)
     result = annotate(AnnotateConfig(video=args.video, out=args.out, visual=visual,
                                      audio=audio, w_visual=w.visual, w_audio=w.audio,
                                      extract=extract_options_from_args(args)))

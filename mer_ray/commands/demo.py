@@ -19,14 +19,19 @@ HELP = "sample -> preprocess -> train both models -> score -> evaluate, on local
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("out", nargs="?", default="demo", help="working folder (default: ./demo)")
-    p.add_argument("--actors", type=int, default=8, help="actors in the sample set")
-    p.add_argument("--clips-per-emotion", type=int, default=2)
+    p.add_argument("--actors", type=int, default=8,
+                   help="actors in the sample set (default: %(default)s)")
+    p.add_argument("--clips-per-emotion", type=int, default=2,
+                   help="clips per actor and emotion in the sample set (default: %(default)s)")
     p.add_argument("--backbone", default="tiny",
                    help="visual backbone. Default 'tiny', a small conv net trained from scratch: "
                         "without ImageNet weights (none can be downloaded here) a random-init "
                         "MobileNetV2 stays at chance after a few CPU epochs")
-    p.add_argument("--visual-epochs", type=int, default=8)
-    p.add_argument("--audio-epochs", type=int, default=150, help="only if the audio model is the MLP")
+    p.add_argument("--visual-epochs", type=int, default=8,
+                   help="training epochs of the visual model (default: %(default)s)")
+    p.add_argument("--audio-epochs", type=int, default=150,
+                   help="training epochs of the audio model, used only when it is the MLP "
+                        "(default: %(default)s)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for local Ray (default: all)")
 
 
@@ -36,7 +41,10 @@ def _stage(n: int, argv: list[str]) -> None:
     print(f"\n[{n}/6] mer-ray {shlex.join(argv)}", flush=True)
     code = main(argv)
     if code:
-        raise SystemExit(f"demo: stage {n} failed with exit code {code}")
+        from mer_ray.commands.checks import CliError
+
+        raise CliError(f"stage {n} (mer-ray {argv[0]}) failed with exit code {code}; its "
+                       "error is above")
 
 
 def held_out_archive(sample: Path, archive: Path, test_actors: set[int]) -> int:
@@ -60,6 +68,9 @@ def held_out_archive(sample: Path, archive: Path, test_actors: set[int]) -> int:
 def run(args: argparse.Namespace) -> int:
     from mer_ray.config import ACTOR_FOLDS
 
+    from mer_ray.commands import checks
+
+    checks.out_folder(args.out, "OUT")
     out = Path(args.out)
     t0 = time.time()
     cpus = ["--num-cpus", str(args.num_cpus)] if args.num_cpus else []

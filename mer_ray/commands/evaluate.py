@@ -11,14 +11,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("scores", help="output folder of `mer-ray score`")
     p.add_argument("--labels", default="auto",
                    help="auto (labels stored when scoring), ravdess (parse file names), "
-                        "or a CSV manifest with path,label columns")
+                        "or a CSV manifest with path,label columns (default: %(default)s)")
     p.add_argument("--out", default=None, help="report folder (default: SCORES/report)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from mer_ray.commands import checks
     from mer_ray.config import EvaluateConfig
     from mer_ray.score.evaluate import evaluate
 
+    checks.score_output(args.scores)
+    checks.out_folder(args.out)
     metrics = evaluate(EvaluateConfig(scores=args.scores, out=args.out, labels=args.labels))
     for name, m in metrics["sections"].items():
         print(f"{m['title']:<52} n={m['n']:<6} accuracy {m['accuracy']:.3f}  "

@@ -21,12 +21,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mer_ray.commands import checks
     from mer_ray.models.bundled import resolve_model
     from mer_ray.score.evaluate_images import evaluate_images
 
+    checks.input_folder(args.images, "DIR")
+    checks.out_folder(args.out)
+    if args.visual == "none":
+        raise checks.UsageError("--visual none leaves nothing to evaluate")
+    checks.model_dir(args.visual, "visual")
     run_dir = resolve_model(args.visual, "visual")
-    if run_dir is None:
-        raise SystemExit("mer-ray evaluate-images: error: --visual none leaves nothing to evaluate")
     m = evaluate_images(args.images, run_dir, args.out, batch=args.batch)
     skipped = ", ".join(f"{k} {v}" for k, v in m["skipped"].items()) or "none"
     print(f"{m['n']} images, accuracy {m['accuracy']:.3f}, macro F1 {m['macro']['f1']:.3f} "

@@ -14,8 +14,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", help="folder of class folders (anger/, happy/, ...), or a CSV")
     p.add_argument("--out", required=True, help="output folder (frames/*.parquet, summary.json)")
     p.add_argument("--layout", default="auto", choices=["auto", "folders", "csv"],
-                   help="auto: a CSV if DATA is one or holds exactly one, else class folders")
-    p.add_argument("--csv", default=None, help="CSV with path,label[,speaker] (or AffectNet's)")
+                   help="auto (default): a CSV if IMAGES_DIR is one or holds exactly one, "
+                        "else class folders; folders or csv: that layout")
+    p.add_argument("--csv", default=None,
+                   help="CSV with path,label[,speaker] (or AffectNet's) (default: none; the "
+                        "CSV found by --layout auto)")
     p.add_argument("--balance", action="store_true",
                    help="down-sample every class to the smallest one (default: keep every image "
                         "and use train-visual --class-weight balanced)")
@@ -29,9 +32,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mer_ray.commands import checks
     from mer_ray.config import IngestImagesConfig, RayConfig
     from mer_ray.data.ingest_images import run_ingest_images
 
+    checks.input_path(args.data_dir, "IMAGES_DIR")
+    if args.csv is not None:
+        checks.input_path(args.csv, "--csv")
+    checks.out_folder(args.out)
     cfg = IngestImagesConfig(data_dir=args.data_dir, out=args.out, layout=args.layout,
                              csv=args.csv, balance=args.balance, seed=args.seed,
                              images_per_shard=args.images_per_shard,

@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
 
     from mer_ray.sample import SampleConfig, make_bad_inputs, make_sample
 
+    from mer_ray.commands import checks
+
+    checks.out_folder(args.out, "OUT")
     width, height = args.size
     cfg = SampleConfig(actors=args.actors, clips_per_emotion=args.clips_per_emotion,
                        seconds=args.seconds, width=width, height=height, fps=args.fps,
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cfg.validate()
     except ValueError as exc:
-        print(f"mer-ray make-sample: {exc}", file=sys.stderr)
+        print(f"mer-ray make-sample: error: {exc}", file=sys.stderr)
         return 2
     start = time.perf_counter()
     paths = make_sample(args.out, cfg)

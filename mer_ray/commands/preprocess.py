@@ -19,17 +19,29 @@ def add_ray_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for embedded local Ray (default: all)")
 
 
+def add_allow_empty(p: argparse.ArgumentParser, source: str = "DATA") -> None:
+    """--allow-empty, shared by preprocess and score (``source``: the input's name in --help)."""
+    p.add_argument("--allow-empty", action="store_true",
+                   help=f"finish with an empty output when {source} holds no inputs (default: "
+                        "that is an error)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", help="RAVDESS tree, any folder of videos/audio, a glob, or a CSV manifest; "
                         "local or a URI (s3://, gs://, file://)")
     p.add_argument("--out", required=True, help="output folder (or URI) for the Parquet shards")
     p.add_argument("--corpus", default="auto", choices=["auto", "ravdess", "manifest", "folder"],
-                   help="where labels come from (default: RAVDESS names if they parse)")
-    p.add_argument("--videos-per-shard", type=int, default=16, help="at most; fewer on small jobs and towards the end of a job (load balance)")
+                   help="where labels come from: auto (default) takes them from RAVDESS file names "
+                        "where those parse, ravdess requires RAVDESS names (others are dropped), "
+                        "manifest reads a CSV with path,label[,speaker], folder gives no labels")
+    p.add_argument("--videos-per-shard", type=int, default=16,
+                   help="input files per Parquet shard at most; fewer on small jobs and towards "
+                        "the end of a job, to spread the load (default: %(default)s)")
     p.add_argument("--workers", type=int, default=None,
                    help="extraction actors at most (default: the cluster's CPUs at start; set it "
                         "on an autoscaling cluster)")
     p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
+    add_allow_empty(p)
     add_extract_arguments(p)
     add_ray_arguments(p)
 
@@ -39,7 +51,7 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         data_dir=args.data_dir, out=args.out, corpus=args.corpus,
         extract=extract_options_from_args(args), strict=args.strict,
         videos_per_shard=args.videos_per_shard, workers=args.workers,
-        ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
+        allow_empty=args.allow_empty, ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
 
 
 def format_summary(summary: dict) -> str:
@@ -53,8 +65,11 @@ def format_summary(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mer_ray.commands import checks
     from mer_ray.data.preprocess import run_preprocess
 
+    checks.input_path(args.data_dir, "DATA")
+    checks.out_folder(args.out)
     cfg = config_from_args(args)
     summary = run_preprocess(cfg)
     print(format_summary(summary))

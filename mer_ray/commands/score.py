@@ -7,14 +7,15 @@ from mer_ray.commands.extract_args import add_extract_arguments, extract_options
 from mer_ray.config import RayConfig, ScoreConfig
 
 NAME = "score"
-HELP = "score a video archive with both models (Ray Data), fuse (Alg. 3.9), one Parquet row per input"
+HELP = ("score a video archive with both models (Ray Data) and fuse their predictions "
+        "(weighted decision fusion, thesis Alg. 3.9): one Parquet row per input")
 SCORE_EXTRACT_FLAGS = ("skip", "max_keyframes", "max_audio_s", "detect_width", "redetect_every",
                        "max_file_mb")
 """ExtractOptions fields that are flags here (scoring stores no augmented or extra vectors)."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mer_ray.commands.preprocess import add_ray_arguments
+    from mer_ray.commands.preprocess import add_allow_empty, add_ray_arguments
 
     p.add_argument("source", help="folder of videos/audio (recursive), a glob, or a CSV manifest; "
                         "local or a URI (s3://, gs://, file://)")
@@ -26,23 +27,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(RAVDESS actor, a manifest's speaker column) with enough clips")
     p.add_argument("--out", required=True, help="output folder (or URI); re-running resumes")
     p.add_argument("--corpus", default="auto", choices=["auto", "ravdess", "manifest", "folder"],
-                   help="where true labels come from, for evaluate (default: RAVDESS names)")
+                   help="where true labels come from, for evaluate: auto (default) takes them "
+                        "from RAVDESS file names where those parse, ravdess requires RAVDESS "
+                        "names (others are dropped), manifest reads a CSV with "
+                        "path,label[,speaker], folder gives no labels")
     p.add_argument("--fusion-weights", default="0.5,0.5",
-                   help="'w_visual,w_audio' (thesis 0.5,0.5) or a JSON file from tune-fusion")
+                   help="weights of the visual and audio predictions in the fused decision: "
+                        "'w_visual,w_audio' or a JSON file from tune-fusion (default: "
+                        "%(default)s, as in the thesis)")
     p.add_argument("--timeline", action="store_true", help="also write one row per keyframe")
     p.add_argument("--gpus-per-worker", type=float, default=0.0,
-                   help="GPUs per visual model actor (e.g. 1, or 0.5 to run two per GPU)")
+                   help="GPUs per visual model actor (e.g. 1, or 0.5 to run two per GPU; default: "
+                        "%(default)s, CPU only)")
     p.add_argument("--audio-gpus", type=float, default=0.0,
-                   help="GPUs per audio model actor (default 0: the small MLP runs on CPU)")
-    p.add_argument("--visual-workers", type=int, default=1, help="visual model actors")
-    p.add_argument("--audio-workers", type=int, default=1, help="audio model actors")
+                   help="GPUs per audio model actor (default: %(default)s; the audio models "
+                        "are small and run well on CPU)")
+    p.add_argument("--visual-workers", type=int, default=1,
+                   help="visual model actors, each holding one copy of the model (default: "
+                        "%(default)s)")
+    p.add_argument("--audio-workers", type=int, default=1,
+                   help="audio model actors, each holding one copy of the model (default: "
+                        "%(default)s)")
     p.add_argument("--extract-workers", type=int, default=None,
                    help="decode/face/audio-feature actors (default: the CPUs the models leave)")
     p.add_argument("--model-cpus", type=float, default=None,
                    help="CPUs reserved per model actor (default 0.25 on CPU, 1 with a GPU)")
-    p.add_argument("--visual-batch", type=int, default=8, help="videos per visual model call")
-    p.add_argument("--audio-batch", type=int, default=64, help="videos per audio model call")
-    p.add_argument("--videos-per-shard", type=int, default=64, help="rows per Parquet shard")
+    p.add_argument("--visual-batch", type=int, default=8,
+                   help="videos per visual model call (default: %(default)s)")
+    p.add_argument("--audio-batch", type=int, default=64,
+                   help="videos per audio model call (default: %(default)s)")
+    p.add_argument("--videos-per-shard", type=int, default=64,
+                   help="output rows per Parquet shard, also the unit a re-run resumes from "
+                        "(default: %(default)s)")
+    add_allow_empty(p, "ARCHIVE")
     add_extract_arguments(p, only=SCORE_EXTRACT_FLAGS)
     add_ray_arguments(p)
 
@@ -61,7 +78,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         audio_workers=args.audio_workers, model_cpus=args.model_cpus,
         extract_workers=args.extract_workers, visual_batch_videos=args.visual_batch,
         audio_batch_videos=args.audio_batch, videos_per_shard=args.videos_per_shard,
-        extract=extract_options_from_args(args),
+        extract=extract_options_from_args(args), allow_empty=args.allow_empty,
         ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
 
 
@@ -82,12 +99,20 @@ def format_summary(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from mer_ray.commands import checks
+    from mer_ray.models.bundled import resolve_pair
     from mer_ray.score.job import run_score
 
+    checks.input_path(args.source, "ARCHIVE")
+    checks.out_folder(args.out)
+    checks.fusion_weights(args.fusion_weights)
     try:
-        cfg = config_from_args(args)
+        visual, audio = resolve_pair(args.visual, args.audio)
     except ValueError as err:
-        raise SystemExit(f"mer-ray score: error: {err}") from None
+        raise checks.UsageError(str(err)) from None
+    checks.model_dir(visual, "visual")
+    checks.model_dir(audio, "audio")
+    cfg = config_from_args(args)
     summary = run_score(cfg)
     print(format_summary(summary))
     return 0

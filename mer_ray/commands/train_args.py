@@ -24,7 +24,8 @@ def add_common_arguments(p: argparse.ArgumentParser, *, epochs: int, batch_size:
     p.add_argument("--val", default="group", choices=VAL_CHOICES,
                    help="validation for best-epoch selection: group (other actors, default), "
                         "rows (10%% of training clips), none (keep the last epoch)")
-    p.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs} (thesis)")
+    p.add_argument("--epochs", type=int, default=epochs,
+                   help=f"training epochs (default {epochs}, the thesis's)")
     p.add_argument("--batch-size", type=int, default=batch_size,
                    help=f"global batch, split over workers (default {batch_size}, thesis)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
@@ -33,7 +34,8 @@ def add_common_arguments(p: argparse.ArgumentParser, *, epochs: int, batch_size:
     p.add_argument("--cpus-per-worker", type=float, default=None,
                    help="default: 1, or less on a small machine so Ray Data keeps a CPU")
     p.add_argument("--max-failures", type=int, default=2,
-                   help="worker failures Ray Train recovers from (resumes from the last checkpoint)")
+                   help="worker failures Ray Train recovers from, resuming from the last "
+                        "checkpoint (default: %(default)s)")
     p.add_argument("--checkpoint-every", type=int, default=checkpoint_every,
                    help=f"epochs between checkpoints (default {checkpoint_every})")
     p.add_argument("--keep-checkpoints", action="store_true",
@@ -41,7 +43,9 @@ def add_common_arguments(p: argparse.ArgumentParser, *, epochs: int, batch_size:
     p.add_argument("--storage", default=None,
                    help="Ray Train storage path or URI (default OUT/_ray; use shared storage on a "
                         "cluster)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the split, the shuffling and the model's starting "
+                        "weights (default: %(default)s)")
     add_ray_arguments(p)
 
 
@@ -50,7 +54,9 @@ def common_kwargs(args: argparse.Namespace) -> dict:
     if fold is None:
         fold = "0" if args.protocol == "actor5fold" else None
     if args.protocol == "loso" and fold is None:
-        raise SystemExit("error: --protocol loso needs --fold ACTOR")
+        from mer_ray.commands.checks import UsageError
+
+        raise UsageError("--protocol loso needs --fold ACTOR (the held-out actor or speaker)")
     return dict(shards=args.shards, out=args.out, protocol=args.protocol, fold=fold, val=args.val,
                 epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, workers=args.workers,
                 gpu=args.gpu, cpus_per_worker=args.cpus_per_worker,

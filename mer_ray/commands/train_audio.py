@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 
 NAME = "train-audio"
-HELP = ("train an audio emotion model: --recipe rich (default, 735-D + SVM) or thesis "
-        "(162-D + Table 4.4 MLP on Ray Train)")
+HELP = ("train an audio emotion model: --recipe rich (default, 735 features + SVM) or thesis "
+        "(the thesis's 162 features + its MLP, thesis Table 4.4, on Ray Train)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,8 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rich (default): 735-D utterance statistics + prosody, generalises "
                         "better to unseen speakers; thesis: the thesis' 162-D features")
     p.add_argument("--classifier", default=None, choices=list(AUDIO_CLASSIFIERS),
-                   help="svm (RBF, on the driver; default for rich) or mlp (Table 4.4 shape on "
-                        "Ray Train; default for thesis). --epochs etc. apply to mlp only")
+                   help="svm (RBF kernel, fitted on the driver; default for rich) or mlp (the "
+                        "thesis's MLP, layer sizes of thesis Table 4.4, on Ray Train; default "
+                        "for thesis). --epochs etc. apply to mlp only")
     p.add_argument("--speaker-norm", action="store_true",
                    help="z-score each speaker's clips with that speaker's own (unlabeled) clip "
                         "statistics. Helps only with many emotionally varied clips per "
@@ -40,8 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The resolved TrainAudioConfig (recipe defaults filled in); SystemExit for settings
+    """The resolved TrainAudioConfig (recipe defaults filled in); UsageError for settings
     that contradict each other."""
+    from mer_ray.commands.checks import UsageError
     from mer_ray.config import TrainAudioConfig
     from mer_ray.commands.train_args import common_kwargs
     from mer_ray.train.tasks import task_for
@@ -53,13 +55,17 @@ def config_from_args(args: argparse.Namespace):
                                speaker_norm=args.speaker_norm)
         return task_for(cfg).cfg
     except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+        raise UsageError(str(err)) from None
 
 
 def run(args: argparse.Namespace) -> int:
+    from mer_ray.commands import checks
     from mer_ray.commands.train_args import format_outcome
+    from mer_ray.data.schema import CLIPS_DIR
     from mer_ray.train.runner import train
 
+    checks.shards(args.shards, CLIPS_DIR)
+    checks.out_folder(args.out)
     outcome = train(config_from_args(args), progress=True)
     print(format_outcome(outcome))
     return 0

@@ -98,6 +98,12 @@ def input_blocks(rows: list[dict], sizes: list[int]) -> list[pa.Table]:
     return [table.slice(int(start), size) for start, size in zip(starts, sizes)]
 
 
+def no_inputs_message(source: str) -> str:
+    """Why a job refuses a source that lists no inputs (preprocess and score)."""
+    return (f"no inputs in {source}: no video or audio files (by extension) and no manifest "
+            "rows; pass --allow-empty to write an empty output anyway")
+
+
 def run_preprocess(cfg: PreprocessConfig) -> dict:
     """Run the whole job; returns the summary (also written to OUT/summary.json)."""
     import ray
@@ -108,6 +114,8 @@ def run_preprocess(cfg: PreprocessConfig) -> dict:
 
     started = time.time()
     items = list_inputs(cfg.data_dir, cfg.corpus)
+    if not items and not cfg.allow_empty:
+        raise ValueError(no_inputs_message(cfg.data_dir))
     store = clips_store(cfg.out)
     done = store.done_paths()
     todo = [it for it in items if it.path not in done]

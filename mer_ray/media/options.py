@@ -31,7 +31,8 @@ class ExtractOptions:
                 "face (1 = full search on every keyframe, the thesis way)"})
     audio_aug_copies: int = field(default=AUDIO_AUG_COPIES, metadata={
         "flag": "--aug-copies",
-        "help": "augmented audio feature vectors per clip (Alg. 3.2; 2 triples the data)"})
+        "help": "augmented copies of each clip's audio feature vector (noise, time stretch, "
+                "pitch shift: thesis Alg. 3.2); 2 triples the training data"})
     rich_audio: bool = field(default=True, metadata={
         "flag": "--no-rich-audio",
         "help": "skip the rich-recipe audio vector (thesis features only)"})

@@ -93,6 +93,10 @@ def run_score(cfg: ScoreConfig) -> dict:
     started = time.time()
     weights = FusionWeights(cfg.w_visual, cfg.w_audio)
     items = list_inputs(cfg.source, cfg.corpus)
+    if not items and not cfg.allow_empty:
+        from mer_ray.data.preprocess import no_inputs_message
+
+        raise ValueError(no_inputs_message(cfg.source))
     speakers = [speaker_key(it.actor, it.speaker) for it in items if it.drop_reason is None]
     cfg = resolve_models(cfg, [None if s == UNKNOWN_SPEAKER else s for s in speakers])
     plan = resolve_plan(cfg)

@@ -53,12 +53,12 @@ def train(cfg: TrainVisualConfig | TrainAudioConfig, progress: bool = False,
     t0 = time.perf_counter()
     cfg = task.cfg
     out = Path(cfg.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     plan, data = plan_data(cfg.shards, task.source(), resolve_plan(cfg))
     counts = data.summary(task.augmented)
     for split in (TRAIN, TEST):
         if counts[split]["rows"] == 0:
             raise ValueError(f"the {split} split is empty ({plan.protocol} fold {plan.fold})")
+    out.mkdir(parents=True, exist_ok=True)      # only once the input holds a usable split
     log.info("split %s fold %s: %s", plan.protocol, plan.fold,
              {k: v["rows"] for k, v in counts.items()})
     fit = task.fit(data, plan, out, progress, hooks)
