@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import argparse
 
+from mer_ray.models.backbones import BACKBONES
+
 NAME = "train-visual"
 HELP = "train the visual model (EfficientNetB0 / MobileNetV2 / ResNet50 + thesis head) on Ray Train"
-BACKBONE_CHOICES = ("efficientnetb0", "mobilenetv2", "resnet50", "compact",
-                    "tiny")   # == models.visual.BACKBONES (literal: --help stays free of Keras)
+BACKBONE_CHOICES = tuple(BACKBONES)   # models/backbones.py imports no Keras: --help stays fast
 CASE_CHOICES = ("frozen", "unfrozen")
 
 

@@ -24,12 +24,13 @@ BACKBONES: dict[str, BackboneSpec] = {
         "mobilenetv2", "tf", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
     "resnet50": BackboneSpec("resnet50", "caffe",
                              "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
-    # A tiny conv stack for tests and smoke runs on 2 CPU cores; not a thesis model.
-    "tiny": BackboneSpec("tiny", "unit", None),
     # The compact 48 px grey face CNN (models/face_cnn.py) with its own small head; the
     # bundled face model. Grey conversion and resizing are layers inside it.
     "compact": BackboneSpec("compact", "none", None, predict_batch=256),
+    # A tiny conv stack for tests and smoke runs on 2 CPU cores; not a thesis model.
+    "tiny": BackboneSpec("tiny", "unit", None),
 }
+"""Name -> spec, in the order ``train-visual --backbone`` lists them."""
 
 
 def backbone_spec(backbone: str) -> BackboneSpec:
