@@ -32,6 +32,12 @@ def real_video(shared_data: Path) -> Path:
     return shared_data / "ravdess-video" / "01-01-07-02-02-01-01_1.mp4"
 
 
+@pytest.fixture(scope="session")
+def fer_validation(shared_data: Path) -> Path:
+    """FER2013 validation faces: class folders of 48x48 grey JPEGs."""
+    return shared_data / "fer2013" / "validation"
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests declare their cost: one that starts local Ray (the ray_local fixture) must be
     marked slow, so `pytest -m "not slow"` stays a fast subset. Tests that start Ray another
