@@ -24,9 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips-per-emotion", type=int, default=2,
                    help="clips per actor and emotion in the sample set (default: %(default)s)")
     p.add_argument("--backbone", default="tiny",
-                   help="visual backbone. Default 'tiny', a small conv net trained from scratch: "
-                        "without ImageNet weights (none can be downloaded here) a random-init "
-                        "MobileNetV2 stays at chance after a few CPU epochs")
+                   help="visual backbone (default: %(default)s, a small conv net trained from "
+                        "scratch, so the demo needs no downloaded weights; a random-init "
+                        "MobileNetV2 stays at chance after a few CPU epochs)")
     p.add_argument("--visual-epochs", type=int, default=8,
                    help="training epochs of the visual model (default: %(default)s)")
     p.add_argument("--audio-epochs", type=int, default=150,
