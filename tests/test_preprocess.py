@@ -204,3 +204,28 @@ def test_input_blocks_keep_order_and_one_schema():
     assert [b.num_rows for b in blocks] == [4, 3, 2, 1]
     assert len({b.schema for b in blocks}) == 1
     assert [r["path"] for b in blocks for r in b.to_pylist()] == [r["path"] for r in rows]
+
+
+def linked_archive(clip: Path, root: Path) -> list[str]:
+    """``root`` with a copy of ``clip``, a relative and an absolute symlink to it and a hard
+    link: four inputs, one file. Returns the four paths as given."""
+    root.mkdir(parents=True)
+    shutil.copy(clip, root / "clip.mp4")
+    os.symlink("clip.mp4", root / "rel_link.mp4")
+    os.symlink(root / "clip.mp4", root / "abs_link.mp4")
+    os.link(root / "clip.mp4", root / "hard_link.mp4")
+    return sorted(str(root / n) for n in ("clip.mp4", "rel_link.mp4", "abs_link.mp4", "hard_link.mp4"))
+
+
+@pytest.mark.slow
+def test_links_are_one_row_each_under_the_given_path(small_sample, ray_local, tmp_path):
+    clip = next(p for p in sorted(small_sample.rglob("*.mp4")) if "bad" not in p.parts)
+    paths = linked_archive(clip, tmp_path / "archive")
+    out = tmp_path / "out"
+    cfg = PreprocessConfig(data_dir=str(tmp_path / "archive"), out=str(out), videos_per_shard=1)
+    summary = run_preprocess(cfg)
+    clips = read(out, "clips")
+    assert summary["inputs"] == 4 and sorted(clips.path) == paths
+    assert clips.video_id.is_unique and set(clips.status) == {"ok"}
+    assert run_preprocess(cfg)["this_run"]["processed"] == 0      # resume matches the paths
+    assert sorted(read(out, "clips").path) == paths

@@ -203,6 +203,29 @@ def test_files_added_to_the_archive_are_the_only_ones_scored(ray_local, mixed_ar
     assert summary["rows"] == 5
 
 
+@pytest.mark.slow
+def test_links_are_one_row_each_under_the_given_path(ray_local, mixed_archive, tiny_bundles,
+                                                      tmp_path):
+    import os
+
+    root = tmp_path / "archive"
+    root.mkdir()
+    shutil.copy(mixed_archive["good"][0], root / "clip.mp4")
+    os.symlink("clip.mp4", root / "rel_link.mp4")
+    os.symlink(root / "clip.mp4", root / "abs_link.mp4")
+    os.link(root / "clip.mp4", root / "hard_link.mp4")
+    given = sorted(str(root / n) for n in ("clip.mp4", "rel_link.mp4", "abs_link.mp4",
+                                            "hard_link.mp4"))
+    cfg = ScoreConfig(source=str(root), out=str(tmp_path / "s"), audio=tiny_bundles["audio"],
+                      videos_per_shard=1, ray=RayConfig(num_cpus=2))
+    assert run_score(cfg)["rows"] == 4
+    rows = _rows(cfg.out)
+    assert sorted(rows) == given and len({r["video_id"] for r in rows.values()}) == 4
+    assert {r["fusion_mode"] for r in rows.values()} == {"audio_only"}
+    again = run_score(cfg)                                  # resume matches the given paths
+    assert again["this_run"]["scored"] == 0 and again["rows"] == 4
+
+
 def test_fuse_row_statuses():
     from mer_ray.score.fusion import FusionWeights
 

@@ -73,3 +73,36 @@ def test_glob_and_single_file(tmp_path):
 def test_video_id_is_stable_and_os_independent():
     assert video_id_for("Actor_01/a.mp4") == video_id_for("Actor_01/a.mp4")
     assert video_id_for("Actor_01/a.mp4") != video_id_for("Actor_01/b.mp4")
+
+
+def linked_folder(root: Path) -> Path:
+    """clip.mp4, a relative and an absolute symlink to it, and a hard link: four names, one file."""
+    import os
+
+    clip = touch(root / "clip.mp4")
+    os.symlink("clip.mp4", root / "rel_link.mp4")
+    os.symlink(clip.resolve(), root / "abs_link.mp4")
+    os.link(clip, root / "hard_link.mp4")
+    return root
+
+
+def test_links_keep_the_names_given(tmp_path, monkeypatch):
+    archive = linked_folder(tmp_path / "archive")
+    items = list_inputs(str(archive))
+    names = ["abs_link.mp4", "clip.mp4", "hard_link.mp4", "rel_link.mp4"]
+    assert [it.path for it in items] == [str(archive / n) for n in names]
+    assert len({it.video_id for it in items}) == 4
+    monkeypatch.chdir(tmp_path)                      # a relative folder: absolute, not resolved
+    assert [it.path for it in list_inputs("archive")] == [str(archive / n) for n in names]
+    linked_dir = tmp_path / "via_link"
+    linked_dir.symlink_to(archive)                   # a symlinked input folder stays as given
+    assert list_inputs(str(linked_dir))[0].path == str(linked_dir / "abs_link.mp4")
+    assert list_inputs(str(archive / "rel_link.mp4"))[0].path == str(archive / "rel_link.mp4")
+
+
+def test_manifest_paths_are_not_resolved(tmp_path):
+    archive = linked_folder(tmp_path / "archive")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,label\narchive/rel_link.mp4,happy\n{archive / 'abs_link.mp4'},sad\n")
+    assert [it.path for it in list_inputs(str(manifest))] == [
+        str(archive / "abs_link.mp4"), str(archive / "rel_link.mp4")]

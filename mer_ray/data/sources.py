@@ -1,8 +1,10 @@
 """List the inputs of a job: a folder (any nesting), a glob, a single file, or a CSV manifest;
 local paths or pyarrow URIs (s3://, gs://, file://; no globs), which stay URIs in ``path``.
 
-Labels come from RAVDESS file names (corpus ``ravdess``), from the manifest's ``label`` column
-(corpus ``manifest``), or are absent (corpus ``folder``). Nothing here opens a media file.
+Local paths are made absolute without following symlinks (``local_path``): each row keeps
+the name the user gave. Labels come from RAVDESS file names (corpus ``ravdess``), from the
+manifest's ``label`` column (corpus ``manifest``), or are absent (corpus ``folder``). Nothing
+here opens a media file.
 """
 from __future__ import annotations
 
@@ -117,8 +119,17 @@ def _modality_from_extension(path: PurePath) -> str:
     return "audio-only" if path.suffix.lower() in AUDIO_EXTENSIONS else "unknown"
 
 
+def local_path(path: str | os.PathLike) -> str:
+    """A local input path as the job records it: absolute, normalised, links not followed.
+
+    The row keeps the name the user gave (``archive/a.mp4``, even when it is a symlink to
+    ``sample/a.mp4``), so results join on the user's own paths and two links to one file stay
+    two inputs; the file is opened through the link."""
+    return os.path.abspath(os.fspath(path))
+
+
 def _from_name(path: Path, root: Path, corpus: str) -> InputItem:
-    return _item(str(path.resolve()), os.path.relpath(path, root), corpus)
+    return _item(local_path(path), os.path.relpath(path, root), corpus)
 
 
 def _item(path: str, rel: str, corpus: str) -> InputItem:
@@ -178,10 +189,10 @@ def _manifest_path(raw: str, base: str) -> str:
     if is_uri(raw):
         return raw
     if os.path.isabs(raw):
-        return str(Path(raw).resolve())
+        return local_path(raw)
     if is_uri(base):
         return join(base, PurePosixPath(raw.replace(os.sep, "/")).as_posix())
-    return str((Path(base) / raw).resolve())
+    return local_path(Path(base) / raw)
 
 
 def _manifest_item(row: dict, base: str) -> InputItem:
