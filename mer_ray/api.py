@@ -1,0 +1,246 @@
+"""The Python API: score videos, read score outputs back, load a model.
+
+Everything here is re-exported from the package (``mer_ray.score_videos`` ...); importing
+``mer_ray`` itself stays light (TensorFlow and Ray load on first use)::
+
+    import mer_ray
+
+    df = mer_ray.score_videos(["a.mp4", "b.mp4"])          # bundled face + voice models
+    df[["path", "emotion", "confidence"]]
+
+    df = mer_ray.load_scores("scores/")                     # the output of `mer-ray score`
+    model = mer_ray.load_model("default", kind="audio")     # the bundled voice model
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+DEFAULT = "default"
+LOCAL_BELOW = 8
+"""score_videos scores up to this many inputs in this process (no Ray start-up)."""
+
+__all__ = ["score_videos", "load_scores", "load_timeline", "load_model"]
+
+
+def _model_value(value: str | os.PathLike | None) -> str | None:
+    """A visual= / audio= argument -> ``default``, a run dir, or None (no model)."""
+    if value is None or str(value) == "none":
+        return None
+    return str(value)
+
+
+def _items(inputs: str | os.PathLike | Iterable[str | os.PathLike], corpus: str) -> list:
+    """Input items of a folder / glob / file / manifest / URI, or of an explicit list of files
+    (each one item, named by its own path; duplicates once)."""
+    from mer_ray.data.sources import list_inputs, video_id_for
+
+    if isinstance(inputs, (str, os.PathLike)):
+        return list_inputs(os.fspath(inputs), corpus)
+    items, seen = [], set()
+    for p in inputs:
+        for it in list_inputs(os.fspath(p), corpus):
+            if it.path not in seen:
+                seen.add(it.path)
+                it.video_id = video_id_for(it.path)   # unique per file, not per base name
+                items.append(it)
+    return items
+
+
+def _manifest_for(items: list, folder: str) -> str:
+    """A CSV manifest of explicit inputs, for the Ray job (which lists its own source)."""
+    import csv
+
+    path = os.path.join(folder, "inputs.csv")
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "label", "speaker"])
+        for it in items:
+            writer.writerow([it.path, it.label or "", it.speaker or ""])
+    return path
+
+
+def score_videos(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
+                 out: str | os.PathLike | None = None, visual: str | None = DEFAULT,
+                 audio: str | None = DEFAULT, timeline: bool = False,
+                 local_below: int = LOCAL_BELOW, weights: tuple[float, float] = (0.5, 0.5),
+                 corpus: str = "auto", num_cpus: int | None = None,
+                 address: str | None = None) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Score videos (or audio files) with the face and voice models and fuse them (Alg. 3.9):
+    one row per input, the columns of ``mer-ray score`` (``mer_ray/score/schema.py``).
+
+    ``paths_or_dir``: a list of files, or one folder (recursive), glob, file, CSV manifest or
+    URI. ``visual`` / ``audio``: ``"default"`` (the bundled model), ``"none"`` / None (that
+    path off) or a run directory. Up to ``local_below`` inputs are scored in this process,
+    without Ray; more run the Ray job (embedded local Ray unless ``address``; Ray stays up
+    afterwards). ``out``: also keep the output there (resumable, as ``mer-ray score --out``;
+    rows already there are not scored again); None keeps nothing on disk. ``timeline=True``
+    returns ``(scores, timeline)``, the timeline one row per keyframe.
+
+    >>> import mer_ray
+    >>> df = mer_ray.score_videos("my_videos/", visual="none")          # doctest: +SKIP
+    >>> df[["path", "emotion", "confidence", "p_happy"]].head()         # doctest: +SKIP
+    """
+    from mer_ray.config import RayConfig, ScoreConfig
+
+    vis, aud = _model_value(visual), _model_value(audio)
+    if vis is None and aud is None:
+        raise ValueError("score_videos: visual and audio are both 'none': nothing to score")
+    items = _items(paths_or_dir, corpus)
+    given = [it.path for it in items]
+    if not items:
+        from mer_ray.score.schema import SCORES_SCHEMA, TIMELINE_SCHEMA
+
+        empty = SCORES_SCHEMA.empty_table().to_pandas()
+        return (empty, TIMELINE_SCHEMA.empty_table().to_pandas()) if timeline else empty
+    base = dict(visual=vis, audio=aud, corpus=corpus, w_visual=float(weights[0]),
+                w_audio=float(weights[1]), timeline=timeline, allow_empty=True,
+                ray=RayConfig(address=address, num_cpus=num_cpus))
+    with tempfile.TemporaryDirectory(prefix="mer_ray_api_") as tmp:
+        if isinstance(paths_or_dir, (str, os.PathLike)):
+            source = os.fspath(paths_or_dir)
+        else:
+            source = _manifest_for(items, tmp)
+        target = os.fspath(out) if out is not None else os.path.join(tmp, "scores")
+        cfg = ScoreConfig(source=source, out=target, **base)
+        if len(items) <= local_below:
+            tables = _score_here(cfg, items, keep=out is not None)
+        else:
+            from mer_ray.score.job import run_score
+
+            run_score(cfg)
+            tables = None
+        if tables is None:
+            scores = load_scores(target)
+            lines = load_timeline(target) if timeline else None
+        else:
+            scores = tables["scores"].to_pandas()
+            lines = tables["timeline"].to_pandas() if timeline else None
+    scores = _only(scores, given)
+    return (scores, _only(lines, given)) if timeline else scores
+
+
+def _only(df: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
+    """The rows of ``paths``, in that order (an ``out`` may hold other inputs' rows too)."""
+    order = {p: i for i, p in enumerate(paths)}
+    df = df[df["path"].isin(order)]
+    return df.iloc[df["path"].map(order).argsort(kind="stable")].reset_index(drop=True)
+
+
+def _score_here(cfg, items: list, keep: bool) -> dict | None:
+    """Score ``items`` in this process (score/local.py). With ``keep``, commit them to
+    ``cfg.out`` as the job would (skipping inputs already there) and return None: the caller
+    reads the folder back."""
+    from mer_ray.data.shards import shard_id_for
+    from mer_ray.models.speaker_norm import UNKNOWN_SPEAKER, speaker_key
+    from mer_ray.score.fusion import FusionWeights
+    from mer_ray.score.job import check_same_run
+    from mer_ray.score.local import score_locally
+    from mer_ray.score.plan import resolve_models, resolve_plan
+    from mer_ray.score.schema import RUN_FILE, scores_store
+    from mer_ray.score.summary import summarize_scores
+
+    started = time.time()
+    speakers = [speaker_key(it.actor, it.speaker) for it in items if it.drop_reason is None]
+    cfg = resolve_models(cfg, [None if s == UNKNOWN_SPEAKER else s for s in speakers])
+    if not keep:
+        return score_locally(cfg, [it.to_row() for it in items])
+    plan = resolve_plan(cfg)
+    store = scores_store(cfg.out)
+    done = store.done_paths()
+    weights = FusionWeights(cfg.w_visual, cfg.w_audio)
+    run = {"model_ids": plan.model_ids, "weights": weights.normalized().to_dict(),
+           "skip": cfg.extract.skip, "timeline": cfg.timeline, "config": cfg.to_dict()}
+    check_same_run(store, run, has_rows=bool(done))
+    store.write_json(RUN_FILE, run)
+    todo = [it.to_row() for it in items if it.path not in done]
+    if todo:
+        tables = score_locally(cfg, todo)
+        if not cfg.timeline:
+            tables = {"scores": tables["scores"]}
+        store.write_shard(shard_id_for(r["path"] for r in todo), tables)
+    summarize_scores(store, cfg, listed=len(items), scored=len(todo),
+                     seconds=time.time() - started)
+    return None
+
+
+def _read(scores_dir: str | os.PathLike, name: str, columns: list[str] | None) -> pd.DataFrame:
+    from mer_ray.score.schema import SCORES_DIR, scores_store
+
+    d = os.fspath(scores_dir)
+    if "://" not in d and not (Path(d) / SCORES_DIR).is_dir():
+        raise FileNotFoundError(f"no score output in {d} (expected {Path(d) / SCORES_DIR}/; "
+                                "the --out folder of `mer-ray score`)")
+    return scores_store(d).read(name, columns=columns).to_pandas()
+
+
+def load_scores(scores_dir: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """The score rows of a ``mer-ray score --out`` folder (local or URI), one per input:
+    ``path`` (as given), ``emotion``, ``confidence``, ``p_<class>`` per class, ``status`` ...
+    Only committed shards are read, so a running or killed job's folder is safe to read.
+
+    >>> import mer_ray
+    >>> df = mer_ray.load_scores("scores/")                              # doctest: +SKIP
+    >>> df.groupby("emotion").size()                                     # doctest: +SKIP
+    """
+    from mer_ray.score.schema import SCORES_DIR
+
+    return _read(scores_dir, SCORES_DIR, columns)
+
+
+def load_timeline(scores_dir: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """The per-keyframe rows of a score folder made with ``--timeline`` (``timeline=True``):
+    path, frame_index, timestamp_s, has_face, box, emotion, confidence, probs. Empty when the
+    run had no timeline.
+
+    >>> import mer_ray
+    >>> tl = mer_ray.load_timeline("scores/")                            # doctest: +SKIP
+    >>> tl[tl.path == "/data/a.mp4"][["timestamp_s", "emotion"]]         # doctest: +SKIP
+    """
+    from mer_ray.score.schema import TIMELINE_DIR
+
+    return _read(scores_dir, TIMELINE_DIR, columns)
+
+
+def load_model(run_dir_or_default: str | os.PathLike, kind: str | None = None) -> Any:
+    """The model of a run directory (``train-visual`` / ``train-audio`` output, local or URI)
+    or of a bundled model (``"default"`` with ``kind`` ``"visual"`` / ``"audio"`` /
+    ``"audio_speaker_norm"``). Returns the Keras model (custom layers registered first, so
+    preprocessing is inside: feed 0..255 RGB faces (N, 200, 200, 3) or raw audio features), or
+    for an SVM voice bundle the scikit-learn pipeline (``predict_proba``). ``kind``, when given
+    with a run directory, is checked against the bundle.
+
+    >>> import mer_ray
+    >>> audio = mer_ray.load_model("default", kind="audio")              # doctest: +SKIP
+    >>> visual = mer_ray.load_model("runs/visual")                       # doctest: +SKIP
+    >>> visual.predict(faces)                                            # doctest: +SKIP
+    """
+    from mer_ray.models.bundle import load_bundle_info, local_bundle_dir
+    from mer_ray.models.bundled import BUNDLED, bundled_dir
+
+    value = os.fspath(run_dir_or_default)
+    if value == DEFAULT:
+        if kind not in BUNDLED:
+            raise ValueError(f"load_model('default') needs kind= one of {', '.join(BUNDLED)}")
+        value = bundled_dir(kind)
+    local = local_bundle_dir(value)
+    info = load_bundle_info(local)
+    want = "audio" if kind == "audio_speaker_norm" else kind
+    if want is not None and info.kind != want:
+        raise ValueError(f"{value} holds a {info.kind} model, not {want}")
+    path = os.path.join(local, info.model_file)
+    if info.classifier == "svm":
+        from mer_ray.models.audio_svm import load_svm
+
+        return load_svm(path)
+    import keras
+
+    import mer_ray.models.layers  # noqa: F401  (registers ImagePreprocess and the others)
+
+    return keras.saving.load_model(path, compile=False)
