@@ -18,6 +18,7 @@ COMMANDS = [
     "tune_fusion",
     "annotate",
     "evaluate_images",
+    "export",
     "models",
 ]
 """Modules in mer_ray.commands; each defines NAME, HELP, add_arguments(p) and run(args) -> int.
