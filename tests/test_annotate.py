@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mer_ray.config import AnnotateConfig
-from mer_ray.score.annotate import COLOURS, Mark, draw_overlay, mark_at
+from mer_ray.score.annotate import COLOURS, LABEL_BG, Mark, draw_label, draw_overlay, mark_at
 
 
 def test_draw_overlay_box_and_banner():
@@ -13,8 +13,32 @@ def test_draw_overlay_box_and_banner():
     out = draw_overlay(frame, Mark(0.0, (100, 80, 60, 60), "sad", 0.9), ["sad (low arousal)"])
     assert frame[0, 0, 0] == 200                          # input untouched
     assert tuple(out[110, 100]) == COLOURS["sad"]         # left edge of the box
-    assert out[1, 300].max() < 200                        # banner darkened
+    assert tuple(out[217, 5]) == LABEL_BG                 # caption on its fill, bottom left
     assert (out[150:170, 200:300] == 200).all()           # away from drawings: unchanged
+
+
+@pytest.mark.parametrize("grey", [0, 128, 255])
+def test_labels_are_white_on_a_filled_dark_box_on_any_background(grey):
+    frame = np.full((240, 320, 3), grey, np.uint8)
+    caption = ["happy (high arousal) 0.88 [audio+visual]", "visual happy 0.91"]
+    out = draw_overlay(frame, Mark(0.0, (150, 100, 80, 80), "happy", 0.91), caption)
+    for x0, y0, x1, y1 in [draw_label(frame.copy(), "happy 0.91", 150, 0, 0.4, 2)]:
+        assert x1 - x0 > 40 and y1 - y0 > 10
+    face_label = out[80:99, 150:230]                      # just above the box
+    caption_band = out[200:236, 4:200]
+    for region in (face_label, caption_band):
+        pixels = region.reshape(-1, 3)
+        fill = (pixels == LABEL_BG).all(axis=1).mean()
+        text = (pixels.min(axis=1) > 200).mean()
+        assert fill > 0.4 and text > 0.03, (fill, text)   # dark fill with white text on it
+
+
+def test_face_label_moves_below_or_inside_at_the_top_edge():
+    frame = np.full((240, 320, 3), 250, np.uint8)
+    out = draw_overlay(frame, Mark(0.0, (200, 2, 100, 100), "happy", 0.9), ["happy"])
+    assert tuple(out[105, 200]) == LABEL_BG               # no room above: below the box
+    tall = draw_overlay(frame, Mark(0.0, (10, 2, 100, 200), "sad", 0.9), ["sad"])
+    assert tuple(tall[5, 10]) == LABEL_BG                 # nor below: inside the box's top
 
 
 def test_mark_at_holds_until_next_keyframe():

@@ -80,10 +80,12 @@ def _test_text(m: dict) -> str:
 
 def format_summary(outcome) -> str:
     """A few lines: test accuracy vs chance, protocol (and the leaky warning), run directory."""
+    from mer_ray.report.plots import best_epoch_text
+
     m = outcome.metrics
     lines = [f"{m['kind']} model, {_protocol_text(m)}",
-             f"{_test_text(m)}best epoch {m['best_epoch']} "
-             f"of {m['epochs_run']}{' (resumed after a failure)' if m['resumed'] else ''}"]
+             f"{_test_text(m)}{best_epoch_text(m['best_epoch'], m['epochs_run'])}"
+             f"{' (resumed after a failure)' if m['resumed'] else ''}"]
     if "video_level" in m:
         v = m["video_level"]
         lines.append(f"per video (mean of frames): accuracy {v['accuracy']:.3f} "

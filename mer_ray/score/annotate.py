@@ -103,30 +103,80 @@ def mark_at(marks: list[Mark], times: list[float], t: float) -> Mark | None:
     return marks[i] if i >= 0 else None
 
 
+LABEL_BG = (24, 24, 24)
+"""RGB fill behind every label: white text on it reads on any face or background."""
+LABEL_FG = (255, 255, 255)
+
+
+def draw_label(img: np.ndarray, text: str, x: int, y: int, scale: float, thick: int,
+               swatch: tuple[int, int, int] | None = None) -> tuple[int, int, int, int]:
+    """Draw ``text`` in white on a filled dark rectangle with its top-left corner at (x, y),
+    moved inside the image where it would stick out; ``swatch``: a square of that colour
+    before the text (the emotion's box colour). Returns the rectangle (x0, y0, x1, y1)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    text_thick = max(1, thick - 1)
+    (tw, th), base = cv2.getTextSize(text, font, scale, text_thick)
+    pad = max(3, int(round(4 * scale)))
+    sw = th + 2 if swatch is not None else 0
+    box_w, box_h = tw + 2 * pad + (sw + pad if sw else 0), th + base + 2 * pad
+    x0 = int(min(max(0, x), max(0, w - box_w)))
+    y0 = int(min(max(0, y), max(0, h - box_h)))
+    x1, y1 = min(w - 1, x0 + box_w), min(h - 1, y0 + box_h)
+    cv2.rectangle(img, (x0, y0), (x1, y1), LABEL_BG, cv2.FILLED)
+    tx = x0 + pad
+    if sw:
+        cv2.rectangle(img, (tx, y0 + pad), (tx + sw - 1, y0 + pad + sw - 1), swatch, cv2.FILLED)
+        tx += sw + pad
+    cv2.putText(img, text, (tx, y0 + pad + th), font, scale, LABEL_FG, text_thick, cv2.LINE_AA)
+    return x0, y0, x1, y1
+
+
+def label_height(scale: float, thick: int) -> int:
+    """The height of a ``draw_label`` rectangle at this scale."""
+    import cv2
+
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, thick - 1))
+    return th + base + 2 * max(3, int(round(4 * scale)))
+
+
 def draw_overlay(frame_rgb: np.ndarray, mark: Mark | None, caption: list[str]) -> np.ndarray:
-    """A copy of ``frame_rgb`` with the mark's box + label and the caption lines drawn on it."""
+    """A copy of ``frame_rgb`` with the mark's box + label and the caption lines drawn on it.
+    Every label is white text on a filled dark rectangle, so it reads on any face or scene:
+    the caption (fused emotion, then each path's) at the bottom left like subtitles, the face's
+    label just above its box (below it, or inside its top edge, when there is no room or the
+    caption is there), "no face" at the top left."""
     import cv2
 
     img = np.ascontiguousarray(frame_rgb, dtype=np.uint8).copy()
     h, w = img.shape[:2]
     scale = max(0.4, w / 900)
     thick = max(2, int(round(scale * 2.5)))
+    scales = [scale * (1.0 if i == 0 else 0.8) for i in range(len(caption))]
+    heights = [label_height(sc, thick) + 2 for sc in scales]
+    caption_top = h - 4 - sum(heights)
     if mark is not None and mark.box is not None:
         x, y, bw, bh = mark.box
         colour = COLOURS.get(mark.emotion or "", (255, 255, 255))
         cv2.rectangle(img, (x, y), (x + bw, y + bh), colour, thick)
-        label = f"{mark.emotion} {mark.confidence:.2f}"
-        cv2.putText(img, label, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thick,
-                    cv2.LINE_AA)
+        lh = label_height(scale, thick)
+        above, below = y - lh - thick // 2, y + bh + thick
+        if above >= 0:
+            top = above
+        elif below + lh <= caption_top:
+            top = below
+        else:
+            top = y + thick
+        draw_label(img, f"{mark.emotion} {mark.confidence:.2f}", x - thick // 2, top, scale,
+                   thick, swatch=colour)
     elif mark is not None:
-        cv2.putText(img, "no face", (8, h - 10), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                    thick, cv2.LINE_AA)
-    line = int(26 * scale + 6)
-    band = line * len(caption) + 6
-    img[:band] = (img[:band] * 0.4).astype(np.uint8)
-    for i, text in enumerate(caption):
-        cv2.putText(img, text, (8, line * (i + 1)), cv2.FONT_HERSHEY_SIMPLEX,
-                    scale * (1.0 if i == 0 else 0.8), (255, 255, 255), thick, cv2.LINE_AA)
+        draw_label(img, "no face", 4, 4, scale, thick)
+    y = caption_top
+    for text, line_scale, height in zip(caption, scales, heights):
+        draw_label(img, text, 4, y, line_scale, thick)
+        y += height
     return img
 
 
