@@ -17,10 +17,12 @@ _API = frozenset(__all__) - {"__version__"}
 
 
 def __getattr__(name: str):
+    """PEP 562: the API functions load ``mer_ray.api`` (pandas; TF / Ray only when called) on
+    first access. importlib, not an import statement: the package itself depends on nothing."""
     if name in _API:
-        from mer_ray import api
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module("mer_ray.api"), name)
     raise AttributeError(f"module 'mer_ray' has no attribute {name!r}")
 
 
