@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 COMMANDS = [
@@ -45,7 +44,11 @@ def package_version() -> str:
 
 def add_verbose(p: argparse.ArgumentParser, default=False) -> None:
     p.add_argument("-v", "--verbose", action="store_true", default=default,
-                   help="debug logging, and the full traceback when a command fails")
+                   help="debug logging, and the full traceback when a command fails; also "
+                        "Ray's and TensorFlow's own console output (progress bars, worker logs)")
+    p.add_argument("-q", "--quiet", action="store_true", default=default,
+                   help="print only errors and the final summary (no stage lines, no "
+                        "progress line)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         module = importlib.import_module(f"mer_ray.commands.{name}")
         p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        add_verbose(p, default=argparse.SUPPRESS)  # -v after the command; keeps one given before
+        add_verbose(p, default=argparse.SUPPRESS)  # -v / -q after the command; keeps one before
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -104,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     argparse's own usage errors exit 2 through SystemExit)."""
     from mer_ray.commands.checks import no_empty_output_left
 
+    from mer_ray import console
+
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    console.setup(console.VERBOSE if args.verbose else console.QUIET if args.quiet
+                  else console.NORMAL)
     out = getattr(args, "out", None)
     try:
         with no_empty_output_left(out if isinstance(out, str) else None):

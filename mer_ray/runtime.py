@@ -22,10 +22,16 @@ def cache_dir() -> Path:
 
 
 def worker_env() -> dict[str, str]:
-    """Environment every process of a job gets (driver and Ray workers)."""
+    """Environment every process of a job gets (driver and Ray workers): with the console
+    mode's variables (mer_ray.console.process_env: TF and Ray Data quiet unless -v)."""
+    from mer_ray import console
+
+    quiet = {k: os.environ.get(k, v) for k, v in console.process_env(console.level()).items()}
     return {
+        **quiet,
         "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(cache_dir() / "numba")),
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        "TF_CPP_MIN_LOG_LEVEL": quiet.get("TF_CPP_MIN_LOG_LEVEL",
+                                          os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")),
         "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::UserWarning"),
         "OPENCV_LOG_LEVEL": os.environ.get("OPENCV_LOG_LEVEL", "ERROR"),
         "OPENCV_FFMPEG_LOGLEVEL": os.environ.get("OPENCV_FFMPEG_LOGLEVEL", "-8"),  # quiet: statuses say it
@@ -65,15 +71,21 @@ def init_ray(cfg: RayConfig) -> None:
     """Connect to ``cfg.address`` / $RAY_ADDRESS, or start embedded local Ray."""
     import ray
 
+    from mer_ray import console
+
     configure_process()
     if ray.is_initialized():
         return
+    console.quiet_ray_loggers()     # ray.init's own warnings (token auth notice) too
     address = cfg.address or os.environ.get("RAY_ADDRESS")
     if address:
         taken = submitted_job_env_vars()
         runtime_env = {"env_vars": {k: v for k, v in worker_env().items() if k not in taken}}
         log.info("connecting to Ray at %s", address)
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        with console.quiet_driver_core_worker():
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=True,
+                     logging_level=logging.INFO if console.level() >= console.VERBOSE
+                     else logging.ERROR)
     else:
         # Embedded Ray's workers inherit this process's environment (configure_process above).
         # No runtime_env: a job-level one keeps Ray from using its pre-started workers and
@@ -82,10 +94,10 @@ def init_ray(cfg: RayConfig) -> None:
         # every 0-CPU write task would then start (and import into) a fresh worker process,
         # ~1 CPU-s each taken from the actors. Two spare idle workers are kept instead.
         cpus = cfg.num_cpus or os.cpu_count() or 1
-        ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=True,
-                 configure_logging=False,
-                 _system_config={"num_workers_soft_limit": cpus + SPARE_WORKERS})
-    from ray.data import DataContext
-
-    ctx = DataContext.get_current()
-    ctx.enable_progress_bars = os.environ.get("MER_RAY_PROGRESS", "1") != "0"
+        with console.quiet_driver_core_worker():
+            ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=True,
+                     configure_logging=False,
+                     _system_config={"num_workers_soft_limit": cpus + SPARE_WORKERS})
+    # Ray Data bars off, ray loggers at ERROR, worker output down to the lines workers mark
+    # (the epochs), unless -v: log_to_driver stays on so that those lines come through.
+    console.quiet_ray()

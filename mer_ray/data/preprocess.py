@@ -141,7 +141,10 @@ def run_preprocess(cfg: PreprocessConfig) -> dict:
         # write task that asks for any CPU waits until extraction ends; at 0 the shards are
         # written as blocks arrive
         sink = ShardSink(functools.partial(clips_store, cfg.out), split_tables, UDF_SCHEMA)
-        ds.write_datasink(sink, ray_remote_args={"num_cpus": 0})
+        from mer_ray.console import ShardProgress
+
+        with ShardProgress.of_new_rows(store, CLIPS_DIR, len(work), "preprocessed"):
+            ds.write_datasink(sink, ray_remote_args={"num_cpus": 0})
     return summarize_clips(store, cfg, processed=len(work), seconds=time.time() - started)
 
 

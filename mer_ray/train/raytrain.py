@@ -84,14 +84,16 @@ def _progress_callback(total_epochs: int):
     Ray forwards its stdout to the driver)."""
     from ray.train import UserCallback
 
+    from mer_ray.console import worker_line   # marked: the driver shows it unless -q
+
     class Progress(UserCallback):
         def after_report(self, run_context, metrics, checkpoint):
             m = metrics[0] if metrics else {}
             sums = [w.get("weights_checksum") for w in metrics if "weights_checksum" in w]
             if sums and max(sums) - min(sums) > 1e-4 * max(1.0, abs(max(sums))):
-                print(f"WARNING: worker replicas differ (weight checksums {sums})", flush=True)
+                worker_line(f"WARNING: worker replicas differ (weight checksums {sums})")
             for row in m.get("epochs") or ([m] if "epoch" in m else []):
-                print(format_progress(row, total_epochs), flush=True)
+                worker_line(format_progress(row, total_epochs))
 
     return Progress()
 
