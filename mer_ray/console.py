@@ -178,7 +178,8 @@ def quiet_driver_core_worker():
     def connect(*args, **kwargs):
         os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
         try:
-            return original(*args, **kwargs)
+            with _stderr_to_devnull():      # its "Set ray log level from environment" line
+                return original(*args, **kwargs)
         finally:
             os.environ.pop("RAY_BACKEND_LOG_LEVEL", None)
 

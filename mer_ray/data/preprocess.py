@@ -130,7 +130,7 @@ def run_preprocess(cfg: PreprocessConfig) -> dict:
         init_ray(cfg.ray)
         n_actors = cfg.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         sizes = block_sizes(len(work), n_actors, cfg.videos_per_shard)
-        log.info("%d extraction actor(s) at most; %d shards of %d down to %d videos",
+        log.debug("%d extraction actor(s) at most; %d shards of %d down to %d videos",
                  n_actors, len(sizes), sizes[0], sizes[-1])
         ds = ray.data.from_arrow(input_blocks([it.to_row() for it in work], sizes))
         # every actor starts at once (no scale-up ramp); all of them were there at start
