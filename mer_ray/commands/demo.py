@@ -29,17 +29,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "MobileNetV2 stays at chance after a few CPU epochs)")
     p.add_argument("--visual-epochs", type=int, default=8,
                    help="training epochs of the visual model (default: %(default)s)")
-    p.add_argument("--audio-epochs", type=int, default=150,
+    p.add_argument("--audio-epochs", type=int, default=None,
                    help="training epochs of the audio model, used only when it is the MLP "
-                        "(default: %(default)s)")
+                        "(default: train-audio's; the demo's audio model is the SVM)")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for local Ray (default: all)")
 
 
-def _stage(n: int, argv: list[str]) -> None:
+def _stage(n: int, argv: list[str], note: str | None = None) -> None:
+    """Run one stage as `mer-ray ARGV`, in this console mode (-v / -q passed on); with -q its
+    output but errors is dropped, so only the demo's last line is printed."""
+    import contextlib
+
+    from mer_ray import console
     from mer_ray.cli import main
 
-    print(f"\n[{n}/6] mer-ray {shlex.join(argv)}", flush=True)
-    code = main(argv)
+    mode = console.level()
+    argv = {console.VERBOSE: ["-v"], console.QUIET: ["-q"]}.get(mode, []) + argv
+    gap = "" if n == 1 else "\n"                     # a blank line between stages
+    console.print_line(f"{gap}[{n}/6] mer-ray {shlex.join(argv)}")
+    if note:
+        console.print_line(note)
+    with open(os.devnull, "w") as devnull, (contextlib.redirect_stdout(devnull)
+                                            if mode <= console.QUIET else contextlib.nullcontext()):
+        code = main(argv)
     if code:
         from mer_ray.commands.checks import CliError
 
@@ -68,6 +80,7 @@ def held_out_archive(sample: Path, archive: Path, test_actors: set[int]) -> int:
 def run(args: argparse.Namespace) -> int:
     from mer_ray.config import ACTOR_FOLDS
 
+    from mer_ray import console
     from mer_ray.commands import checks
 
     checks.out_folder(args.out, "OUT")
@@ -79,19 +92,19 @@ def run(args: argparse.Namespace) -> int:
         _stage(1, ["make-sample", str(sample), "--actors", str(args.actors),
                    "--clips-per-emotion", str(args.clips_per_emotion), "--bad-inputs"])
     else:
-        print(f"[1/6] using the sample set in {sample}")
+        console.print_line(f"[1/6] using the sample set in {sample}")
     _stage(2, ["preprocess", str(sample), "--out", str(shards), *cpus])
-    _stage(3, ["train-audio", str(shards), "--epochs", str(args.audio_epochs),
-               "--out", str(runs / "audio"), *cpus])
+    epochs = ["--epochs", str(args.audio_epochs)] if args.audio_epochs else []
+    _stage(3, ["train-audio", str(shards), *epochs, "--out", str(runs / "audio"), *cpus])
     _stage(4, ["train-visual", str(shards), "--backbone", args.backbone, "--case", "unfrozen",
                "--init", "none", "--epochs", str(args.visual_epochs),
                "--out", str(runs / "visual"), *cpus])
     archive = out / "archive"
     n = held_out_archive(sample, archive, set(ACTOR_FOLDS[0]))
-    print(f"\nscoring {n} files: the test-fold actors {sorted(set(ACTOR_FOLDS[0]))} "
-          f"(never seen in training) and the bad inputs")
     _stage(5, ["score", str(archive), "--visual", str(runs / "visual"), "--audio",
-               str(runs / "audio"), "--out", str(out / "scores"), *cpus])
+               str(runs / "audio"), "--out", str(out / "scores"), *cpus],
+           note=f"scoring {n} files: the test-fold actors {sorted(set(ACTOR_FOLDS[0]))} "
+                "(never seen in training) and the bad inputs")
     _stage(6, ["evaluate", str(out / "scores")])
     print(f"\ndemo finished in {time.time() - t0:.0f} s. Open {out / 'scores' / 'report' / 'report.html'}")
     return 0
