@@ -39,6 +39,10 @@ CONFIGS = [  # (recipe, classifier, speaker_norm)
 SHORT = ["ang", "dis", "fea", "hap", "neu", "sad", "sur"]
 
 
+def config_name(recipe: str, classifier: str, speaker_norm: bool) -> str:
+    return f"{recipe}-{classifier}{'-sn' if speaker_norm else ''}"
+
+
 def has_rich(shards: Path) -> bool:
     """True when shards/clips exists and its usable rows carry the rich recipe's vectors."""
     from mer_ray.media.audio_recipes import RICH_COLUMN
@@ -91,7 +95,7 @@ def run_config(shards: Path, out: Path, recipe: str, classifier: str, speaker_no
         held_out = sorted(set(fold_actors) & set(actors))
         if not held_out:
             continue
-        name = f"{recipe}-{classifier}{'-sn' if speaker_norm else ''}/fold{fold}"
+        name = f"{config_name(recipe, classifier, speaker_norm)}/fold{fold}"
         cfg = TrainAudioConfig(shards=str(shards), out=str(out / name), protocol="actor5fold",
                                fold=str(fold), val="none", epochs=epochs,
                                checkpoint_every=epochs, recipe=recipe, classifier=classifier,
@@ -151,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sample-clips", type=int, default=2, help="sample clips per emotion/actor")
     p.add_argument("--num-cpus", type=int, default=2)
     p.add_argument("--sample", action="store_true", help="also the synthetic sample set")
+    p.add_argument("--configs", default=",".join(config_name(*c) for c in CONFIGS),
+                   help="comma-separated subset of " + ", ".join(config_name(*c) for c in CONFIGS))
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other configurations' results of an earlier run (its JSON in "
+                        "--work) in the table")
     p.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     args = p.parse_args(argv)
 
@@ -167,11 +176,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.sample:
         datasets.append(("Sample set (synthetic voices)",
                          sample_shards(work, args.sample_actors, args.sample_clips, args.num_cpus)))
+    chosen = set(args.configs.split(","))
+    unknown = chosen - {config_name(*c) for c in CONFIGS}
+    if unknown:
+        p.error(f"unknown --configs {sorted(unknown)}")
+    dump_file = work / "audio_accuracy.json"
+    earlier = json.loads(dump_file.read_text()) if args.merge and dump_file.is_file() else {}
     sections, dump = [], {}
     for title, shards in datasets:
         actors = actors_of(shards)
+        kept = {config_name(r["recipe"], r["classifier"], r["speaker_norm"]): r
+                for r in earlier.get(title, [])}
         results = []
         for recipe, classifier, sn in CONFIGS:
+            name = config_name(recipe, classifier, sn)
+            if name not in chosen:
+                if name in kept:
+                    results.append(kept[name])
+                continue
             r = run_config(shards, work / "runs" / shards.name, recipe, classifier, sn, actors,
                            args.epochs, args.num_cpus)
             print(json.dumps({k: v for k, v in r.items() if k != "confusion_matrix"}), flush=True)
@@ -179,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         dump[title] = results
         sections.append(dataset_text(title, shards, actors, results))
     work.mkdir(parents=True, exist_ok=True)
-    (work / "audio_accuracy.json").write_text(json.dumps(dump, indent=2) + "\n")
+    dump_file.write_text(json.dumps(dump, indent=2) + "\n")
     text = (
         "## Audio accuracy on unseen actors\n\n"
         f"`python benchmarks/audio_accuracy.py --epochs {args.epochs}` on {machine()}; "
