@@ -93,7 +93,7 @@ def train_visual(data_dir: str, run_dir: str, recipe: FerRecipe = FerRecipe(),
     core = build_core(dropout=recipe.dropout)
     steps = int(np.ceil(len(x_train) / recipe.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
-        recipe.peak_lr / 20, decay_steps=steps * (recipe.epochs - recipe.warmup_epochs),
+        recipe.peak_lr / 20, decay_steps=max(1, steps * (recipe.epochs - recipe.warmup_epochs)),
         warmup_target=recipe.peak_lr, warmup_steps=steps * recipe.warmup_epochs)
     trainer = keras.Sequential([keras.Input(x_train.shape[1:]), augmenter(recipe.seed), core])
     trainer.compile(keras.optimizers.Adam(schedule),
