@@ -23,10 +23,28 @@ def run_cli(capsys, argv: list[str]) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+RAY_STARTS: list = []
+"""Calls of runtime.init_ray (the one way a job starts or joins Ray) in the running test."""
+
+
+@pytest.fixture(autouse=True)
+def count_ray_starts(monkeypatch):
+    """Record init_ray calls, so a test can tell a mistake caught before Ray from one caught
+    after it, even when an earlier test of the session left Ray running."""
+    import mer_ray.runtime
+
+    RAY_STARTS.clear()
+    real = mer_ray.runtime.init_ray
+    monkeypatch.setattr(mer_ray.runtime, "init_ray",
+                        lambda cfg: (RAY_STARTS.append(cfg), real(cfg))[1])
+
+
 def assert_one_line_error(capsys, argv: list[str], code: int = 1, match: str = "") -> str:
-    """The command fails with ``code`` and one stderr line naming it; returns that line."""
+    """The command fails with ``code`` and one stderr line naming it, before Ray is started;
+    returns that line."""
     import ray
 
+    was_running = ray.is_initialized()
     got, out, err = run_cli(capsys, argv)
     command = next(a for a in argv if not a.startswith("-"))
     lines = err.strip().splitlines()
@@ -35,7 +53,8 @@ def assert_one_line_error(capsys, argv: list[str], code: int = 1, match: str = "
     assert lines[0].startswith(f"mer-ray {command}: error: "), err
     assert "Traceback" not in out + err
     assert match.lower() in lines[0].lower(), lines[0]
-    assert not ray.is_initialized()
+    assert ray.is_initialized() == was_running
+    assert not RAY_STARTS, "the mistake was found only after Ray started"
     return lines[0]
 
 
