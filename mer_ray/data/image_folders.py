@@ -26,7 +26,7 @@ class ImageFolder:
 
     def grey(self) -> np.ndarray:
         """(N, size, size, 1) float32 grey in [0, 1] (BT.601 weights, as the model does)."""
-        from mer_ray.models.face_cnn import GREY_WEIGHTS
+        from mer_ray.models.layers import GREY_WEIGHTS
 
         grey = self.images.astype(np.float32) @ np.asarray(GREY_WEIGHTS, np.float32)
         return (grey / 255.0)[..., None]

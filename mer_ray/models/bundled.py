@@ -81,16 +81,6 @@ def speaker_norm_suits(speakers: list[str | None]) -> bool:
     return min(Counter(speakers).values()) >= SPEAKER_NORM_MIN_CLIPS
 
 
-def is_bundled(run_dir: str | None) -> bool:
-    """Whether ``run_dir`` is one of the bundled model folders."""
-    if not run_dir:
-        return False
-    try:
-        return Path(run_dir).resolve().parent == pretrained_root().resolve()
-    except OSError:
-        return False
-
-
 def list_bundled() -> list[dict]:
     """One dict per bundled model present: name, path, bundle.json and card.json (the model
     card's facts: data, protocol, held-out accuracy, input, limits)."""
