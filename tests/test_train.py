@@ -66,7 +66,11 @@ def test_visual_run_resumes_from_the_checkpoint_after_a_worker_crash(visual_cli_
     assert rc == 0 and marker.exists()                  # the crash did happen
     rows = read_history_csv(out / "history.csv")
     assert [r["epoch"] for r in rows] == list(range(4))  # every epoch once, none redone
-    assert [r["attempt"] for r in rows] == [0, 0, 1, 1]  # restarted at epoch 2, not 0
+    attempts = [r["attempt"] for r in rows]
+    # resumed from a checkpoint, not from scratch: attempt 0 kept its first epoch(s). Which
+    # checkpoint (epoch 1 or 2) depends on whether Ray Train had registered the last report
+    # when the crash came, so the test does not pin it.
+    assert attempts == sorted(attempts) and attempts[0] == 0 and attempts[-1] == 1
     assert json.loads((out / "metrics.json").read_text())["resumed"] is True
     assert json.loads((out / "config.json").read_text())["class_weight"] == "balanced"
 
