@@ -141,6 +141,62 @@ def test_cut_file_with_index_first_stops_early(clips):
     assert reader.frames_seen == 60 and not reader.stopped_early
 
 
+def _damaged(fast, out, how: str):
+    """``fast`` cut at 50 %, or with its middle 25 % overwritten by zeros."""
+    data = bytearray(fast.read_bytes())
+    n = len(data)
+    if how == "cut":
+        data = data[: n // 2]
+    else:
+        data[int(n * 0.375): int(n * 0.625)] = bytes(int(n * 0.625) - int(n * 0.375))
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("how", ["cut", "middle_overwritten"])
+def test_damaged_file_is_partial_not_ok(clips, how, tmp_path):
+    from mer_ray.media.extract import ClipExtractor
+    from mer_ray.media.options import ExtractOptions
+
+    damaged = _damaged(clips["fast"], tmp_path / f"{how}.mp4", how)
+    extractor = ClipExtractor(ExtractOptions(skip=5, audio=False))
+    clip = extractor.extract(str(damaged)).clip
+    assert clip["status"] == st.PARTIAL and st.PARTIAL in st.FAILED_STATUSES
+    assert "damaged or cut file" in clip["error"] and "of ~60 frames" in clip["error"]
+    assert 0 < clip["frames_decoded"] and clip["keyframes"] >= 1   # what decoded is kept
+    whole = extractor.extract(str(clips["fast"])).clip
+    assert (whole["status"], whole["error"]) == (st.OK, None)
+
+
+def test_cut_audio_file_is_partial(tmp_path):
+    from mer_ray.media.extract import ClipExtractor
+    from mer_ray.media.options import ExtractOptions
+
+    m4a = tmp_path / "voice.m4a"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "sine=f=220:sample_rate=22050", "-t", "2", "-c:a", "aac", "-movflags", "+faststart",
+                    str(m4a)], check=True)
+    cut = tmp_path / "voice_cut.m4a"
+    cut.write_bytes(m4a.read_bytes()[: m4a.stat().st_size // 2])
+    clip = ClipExtractor(ExtractOptions(audio_aug_copies=0, rich_audio=False)).extract(str(cut)).clip
+    assert clip["status"] == st.PARTIAL and "audio decoding stopped" in clip["error"]
+
+
+def test_estimated_frame_count_with_a_clean_end_is_not_partial(tmp_path):
+    """Matroska states no frame count: it is estimated from the container's duration, which a
+    longer audio track sets. A video shorter than its audio is whole, not damaged."""
+    mkv = tmp_path / "short_video.mkv"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=25:duration=1", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=2", "-c:v", "libx264", "-c:a", "aac", str(mkv)],
+                   check=True)
+    with KeyframeReader(str(mkv), skip=5) as reader:
+        list(reader)
+    assert reader.info.frame_count > 40 and not reader.info.count_stated
+    assert reader.frames_seen == 25 and reader.decode_error is None
+    assert not reader.stopped_early
+
+
 def test_bad_inputs_raise_the_right_status(mixed_archive, tmp_path):
     bad = mixed_archive["bad"]
     expected = {"zero_byte": st.EMPTY_FILE, "truncated": st.TRUNCATED,

@@ -36,12 +36,17 @@ from mer_ray.media.video import check_file
 @dataclass
 class AudioTrack:
     """Decoded mono audio. ``truncated``: cut at ``max_seconds``; ``source_seconds``: the
-    container's stated duration (None when the file does not state one)."""
+    container's stated duration (None when the file does not state one); ``stated_seconds``:
+    the audio stream's own exact duration where the container records one (MP4 / MOV), else
+    None. ``stopped_early``: decoding ended below STOPPED_EARLY_FRACTION of
+    ``stated_seconds`` without reaching ``max_seconds`` (a damaged or cut file)."""
 
     samples: np.ndarray          # float32, 1-D, mono
     sample_rate: int
     truncated: bool
     source_seconds: float | None
+    stated_seconds: float | None = None
+    stopped_early: bool = False
 
     @property
     def seconds(self) -> float:
@@ -52,6 +57,7 @@ class AudioTrack:
 # treated as truncated/corrupt, anything else as not media.
 _MAGIC = (b"RIFF", b"OggS", b"fLaC", b"ID3", b"\x1a\x45\xdf\xa3", b"FLV", b"FORM", b"caff",
           b"#!AMR", b"\x00\x00\x01\xba", b"\x30\x26\xb2\x75", b".snd")
+STOPPED_EARLY_FRACTION = 0.9  # decoded < 90 % of the stream's stated duration -> stopped_early
 TRUNCATION_SLACK_S = 0.05     # decoded audio this much past max_seconds is codec padding
 READ_AHEAD_S = 0.25           # decoded past max_seconds, so a longer source is detected
 # integer sample formats -> float, as ffmpeg converts them (s16 / 32768, u8 centred)
@@ -204,6 +210,7 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
                       else int(math.ceil((max_seconds + READ_AHEAD_S) * native)))
         chunks = _decode_native(container, stream, path, max_native)
         source_seconds = _source_seconds(container, stream)
+        stated = _stated_seconds(container, stream)
     except av.FFmpegError as exc:
         raise errors.MediaError(errors.ERROR,
                                 f"audio decoding failed: {path}: {_reason(exc)}") from None
@@ -224,8 +231,20 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
             # a few ms over (codec padding) is cut silently; more is reported as truncated
             truncated = samples.size - limit > TRUNCATION_SLACK_S * sample_rate
             samples = samples[:limit].copy()
+    decoded_s = samples.size / sample_rate
+    short = stated is not None and decoded_s < STOPPED_EARLY_FRACTION * stated
+    capped = max_seconds is not None and decoded_s >= max_seconds - TRUNCATION_SLACK_S
     return AudioTrack(samples=samples, sample_rate=sample_rate, truncated=truncated,
-                      source_seconds=source_seconds)
+                      source_seconds=source_seconds, stated_seconds=stated,
+                      stopped_early=short and not capped)
+
+
+def _stated_seconds(container, stream) -> float | None:
+    """The audio stream's exact duration in an MP4 / MOV (its sample table), else None: other
+    containers state an estimate (MP3 bit rate) or derive it from the file size (WAV)."""
+    if container.format.name.startswith("mov") and stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return None
 
 
 # --------------------------------------------------------------------------------------

@@ -17,12 +17,15 @@ DROPPED = "dropped"            # e.g. RAVDESS calm: no project class (counted, n
 EMPTY_FILE = "empty_file"
 UNREADABLE = "unreadable"      # missing path, no permission
 NOT_MEDIA = "not_media"        # not a video/audio container (e.g. a text file named .mp4)
-TRUNCATED = "truncated"        # a container that stops early or cannot be decoded
+TRUNCATED = "truncated"        # a container that cannot be opened or yields no frame
+PARTIAL = "partial"            # decoding stopped early (damaged or cut file): what decoded is
+                               # kept in the row, but it is not scored or trained on as whole
 TOO_LARGE = "too_large"        # larger than the configured limit
 ERROR = "error"                # anything unexpected; the message says what
 
 USABLE_STATUSES = frozenset({OK, NO_FACE, NO_AUDIO, AUDIO_ONLY, VIDEO_ONLY})
-FAILED_STATUSES = frozenset({EMPTY_FILE, UNREADABLE, NOT_MEDIA, TRUNCATED, TOO_LARGE, ERROR})
+FAILED_STATUSES = frozenset({EMPTY_FILE, UNREADABLE, NOT_MEDIA, TRUNCATED, PARTIAL, TOO_LARGE,
+                             ERROR})
 ALL_STATUSES = USABLE_STATUSES | FAILED_STATUSES | {DROPPED}
 
 

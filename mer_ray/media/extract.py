@@ -73,7 +73,9 @@ class ClipExtractor:
             check_file(path, self.opts.max_file_mb)
             has_video = has_video_stream(path)
             video_err = self._video(path, result) if has_video else None
-            audio_err = self._audio(path, clip, name or path) if self.opts.audio else None
+            partial = video_err is not None and video_err.status == st.PARTIAL
+            audio_err = (self._audio(path, clip, name or path)
+                         if self.opts.audio and not partial else None)
             clip["status"], clip["error"] = _decide_status(has_video, clip, video_err, audio_err,
                                                            self.opts)
         except MediaError as err:
@@ -111,9 +113,9 @@ class ClipExtractor:
                             height=info.height, frames_decoded=reader.frames_decoded,
                             skip_used=reader.skip_used, keyframes=len(result.keyframe_times),
                             faces_found=len(result.frames))
-                if getattr(reader, "stopped_early", False):
-                    clip["error"] = (f"decoding stopped early: {reader.frames_seen} of "
-                                     f"~{info.frame_count} frames")
+                if reader.stopped_early:
+                    return MediaError(st.PARTIAL, f"decoding stopped at {reader.frames_seen} of "
+                                                  f"~{info.frame_count} frames (damaged or cut file)")
         except MediaError as err:
             return err
         finally:
@@ -131,6 +133,9 @@ class ClipExtractor:
             y = track.samples
             clip.update(has_audio=True, audio_seconds=len(y) / track.sample_rate,
                         audio_truncated=bool(track.truncated))
+            if track.stopped_early:
+                return MediaError(st.PARTIAL, f"audio decoding stopped at {track.seconds:.2f} of "
+                                              f"{track.stated_seconds:.2f} s (damaged or cut file)")
             for recipe in audio_recipes(self.opts):
                 clip[recipe.column] = recipe.features(y, track.sample_rate).tolist()
                 if recipe.aug_column is not None and self.opts.audio_aug_copies > 0:
@@ -151,11 +156,15 @@ def _decide_status(has_video: bool, clip: dict, video_err: MediaError | None,
     """One status for the file from what each path found."""
     note = clip["error"]
     audio_missing = audio_err is not None and audio_err.status == st.NO_AUDIO
+    if video_err is not None and video_err.status == st.PARTIAL:
+        return st.PARTIAL, video_err.reason     # not scored as whole, whatever the audio gave
     if video_err is not None:
         if audio_err is None and clip["has_audio"] and video_err.status in (st.NOT_MEDIA, st.AUDIO_ONLY):
             return st.AUDIO_ONLY, None          # an audio file the sniffer did not recognise
         audio_note = "the audio track decoded fine" if audio_err is None and clip["has_audio"] else None
         return video_err.status, _join(video_err.reason, audio_note)
+    if audio_err is not None and audio_err.status == st.PARTIAL:
+        return st.PARTIAL, audio_err.reason
     if audio_err is not None and not audio_missing:
         return audio_err.status, f"audio: {audio_err.reason}"
     if not has_video:

@@ -13,7 +13,9 @@ Failure statuses (``MediaError.status``):
   only if asked to decode such a file anyway. Note ``audio_only`` is a *usable* status;
 - ``truncated``: a video container (valid header) that cannot be opened or yields no frame.
 
-A decode that ends well before the container's frame count sets ``stopped_early``.
+A decode that ends well before the stream's frame count sets ``stopped_early`` (a damaged or
+cut file; callers report it as ``partial``), unless the count was only an estimate and the
+decoder reported no error (see :attr:`KeyframeReader.stopped_early`).
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ VIDEO_KINDS = frozenset({"mp4", "mov", "matroska", "avi", "flv", "asf", "mpeg-ps
 
 _SNIFF_BYTES = 512
 _MOOV_READ_LIMIT = 64 * 1024 * 1024   # a moov box larger than this is not parsed (assume video)
-STOPPED_EARLY_FRACTION = 0.95          # decoded < 95 % of the header's frame count -> stopped_early
+STOPPED_EARLY_FRACTION = 0.9           # decoded < 90 % of the header's frame count -> stopped_early
 
 
 @dataclass
@@ -48,6 +50,8 @@ class VideoInfo:
     fps: float
     frame_count: int      # from the header; may be 0 (unknown) for some containers
     duration_s: float     # frame_count / fps, 0.0 when unknown
+    count_stated: bool = True   # frame_count is the video stream's own (frames or duration),
+                                # not an estimate from the container's duration
 
 
 @dataclass
@@ -231,9 +235,14 @@ class KeyframeReader:
     ``skip_used`` is ``max(skip, ceil(frame_count / max_keyframes))`` so long videos get a
     larger stride; at most ``max_keyframes`` keyframes are yielded in any case.
     ``frames_decoded`` counts frames the decoder produced, ``frames_seen`` the frame index
-    reached (+1), ``keyframes_read`` the keyframes yielded. ``stopped_early`` is True after
+    reached (+1), ``keyframes_read`` the keyframes yielded, ``decode_error`` the decoder's
+    error that ended the stream (None when it ended cleanly). ``stopped_early`` is True after
     iteration if the stream ended below STOPPED_EARLY_FRACTION of the header's frame count
-    (a damaged or cut file). ``decode_threads``: FFmpeg slice threads (None = FFmpeg's default).
+    and either the decoder failed or the count is the video stream's own: a damaged or cut
+    file. A count estimated from the container's duration (Matroska without stream
+    durations, whose audio may outlast the video) with a clean end is not flagged, nor is a
+    stop at ``max_keyframes``. ``decode_threads``: FFmpeg slice threads (None = FFmpeg's
+    default).
     """
 
     _container = None
@@ -251,6 +260,7 @@ class KeyframeReader:
         self.frames_seen = 0
         self.keyframes_read = 0
         self.stopped_early = False
+        self.decode_error: str | None = None
         self._iterated = False
         self._open(decode_threads)
 
@@ -323,7 +333,8 @@ class KeyframeReader:
                     index = self._index_of(frame.pts)
                     yield (counted if index is None else index), frame
                     counted += 1
-        except (av.FFmpegError, EOFError):
+        except (av.FFmpegError, EOFError) as exc:
+            self.decode_error = str(exc) or type(exc).__name__
             return                        # damaged data: what decoded so far is kept
 
     def __iter__(self) -> Iterator[Keyframe]:
@@ -343,7 +354,8 @@ class KeyframeReader:
             if self.max_keyframes and self.keyframes_read >= self.max_keyframes:
                 return                    # cap reached on purpose: not "stopped early"
         expected = self.info.frame_count
-        self.stopped_early = bool(expected) and self.frames_seen < STOPPED_EARLY_FRACTION * expected
+        short = bool(expected) and self.frames_seen < STOPPED_EARLY_FRACTION * expected
+        self.stopped_early = short and (self.decode_error is not None or self.info.count_stated)
 
     def _timestamp(self, index: int, frame) -> float:
         if self.info.fps:
@@ -383,11 +395,12 @@ def _stream_info(stream, container_duration: int | None = None) -> VideoInfo:
     count = int(stream.frames or 0)
     if not count and fps and stream.duration and stream.time_base:
         count = round(float(stream.duration * stream.time_base) * fps)
+    stated = bool(count)
     if not count and fps and container_duration:
         count = round(container_duration / 1_000_000 * fps)
     ctx = stream.codec_context
     return VideoInfo(int(ctx.width or 0), int(ctx.height or 0), fps, count,
-                     count / fps if fps else 0.0)
+                     count / fps if fps else 0.0, count_stated=stated)
 
 
 def read_keyframes(path: str, skip: int = 10, max_keyframes: int | None = None) -> tuple[VideoInfo, list[Keyframe]]:
