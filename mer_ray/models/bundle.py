@@ -7,6 +7,11 @@ the saved model. An audio bundle is a Keras MLP (model.keras) or a scikit-learn 
 it needs and whether features are speaker-normalised first (models/speaker_norm.py).
 A bundle may be a local directory or a URI (s3://, gs://, file://): predictors load it from a
 node-local cached copy (local_bundle_dir).
+
+A bundle is trusted by its content, not its name: ``model_file`` must be a plain file name in
+the bundle's own directory, and ``model_id`` ends with the first 12 hex digits of the model
+file's sha256, which every load recomputes (verify_model_file). A model file replaced under
+an unchanged bundle.json therefore does not load, so it cannot score rows under the old id.
 """
 from __future__ import annotations
 
@@ -54,12 +59,48 @@ def file_sha256(path: str | os.PathLike, length: int = 12) -> str:
 
 
 def make_model_id(kind: str, name: str, model_path: str | os.PathLike) -> str:
+    """``<kind>:<name>:<first 12 hex of the model file's sha256>``."""
     return f"{kind}:{name}:{file_sha256(model_path)}"
+
+
+_HASHES: dict[tuple, str] = {}
+"""This process's model-file hashes, by (real path, inode, size, mtime): one hash per file."""
+
+
+def _model_hash(path: str, length: int) -> str:
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns, length)
+    if key not in _HASHES:
+        _HASHES[key] = file_sha256(path, length)
+    return _HASHES[key]
+
+
+def check_model_file_name(name: object, where: str) -> None:
+    """``model_file`` must name a file inside the bundle's own directory: ValueError for a
+    path (a '/' or '\\'), '.', '..', an absolute or empty name."""
+    if (not isinstance(name, str) or not name or name in (".", "..") or "/" in name
+            or "\\" in name or os.path.isabs(name) or "\0" in name):
+        raise ValueError(f"{where}: model_file {name!r} must be a plain file name inside the "
+                         "bundle directory (no path, no '..')")
+
+
+def verify_model_file(local_dir: str, info: BundleInfo) -> None:
+    """Recompute the model file's hash and compare it with the one ``info.model_id`` ends
+    with; ValueError when they differ (the file was replaced after bundle.json was written)."""
+    want = info.model_id.rsplit(":", 1)[-1] if isinstance(info.model_id, str) else ""
+    if len(want) < 8 or any(c not in "0123456789abcdef" for c in want):
+        raise ValueError(f"{local_dir}: model_id {info.model_id!r} does not end with the model "
+                         "file's sha256 prefix; rewrite the bundle with train-visual / train-audio")
+    got = _model_hash(os.path.join(local_dir, info.model_file), len(want))
+    if got != want:
+        raise ValueError(f"{local_dir}: model file {info.model_file} changed since bundle.json "
+                         f"was written (id {info.model_id}, file hashes to {got})")
 
 
 def save_bundle(run_dir: str, model, info: BundleInfo) -> None:
     """Save ``model`` as run_dir/info.model_file and write bundle.json (``info.model_id`` is
     set from the saved file's hash)."""
+    check_model_file_name(info.model_file, run_dir)
     out = Path(run_dir)
     out.mkdir(parents=True, exist_ok=True)
     model_path = out / info.model_file
@@ -69,6 +110,7 @@ def save_bundle(run_dir: str, model, info: BundleInfo) -> None:
 
 def write_bundle_info(run_dir: str, info: BundleInfo) -> BundleInfo:
     """Write bundle.json for a model file already in run_dir (model_id from its hash)."""
+    check_model_file_name(info.model_file, run_dir)
     model_path = Path(run_dir) / info.model_file
     name = info.backbone if info.kind == "visual" else info.recipe
     info.model_id = make_model_id(info.kind, name or info.kind, model_path)
@@ -76,10 +118,12 @@ def write_bundle_info(run_dir: str, info: BundleInfo) -> BundleInfo:
     return info
 
 
-def load_bundle_info(run_dir: str) -> BundleInfo:
-    """Read run_dir/bundle.json (a local path or URI; only that file is read); ValueError
-    with the reason if run_dir is not a bundle."""
-    from mer_ray.storage import join, read_bytes
+def load_bundle_info(run_dir: str, verify: bool = True) -> BundleInfo:
+    """Read run_dir/bundle.json (a local path or URI); ValueError with the reason if run_dir
+    is not a bundle, its model_file is not a plain name, or (``verify``) the model file does
+    not hash to its model_id. A URI is verified on this node's cached copy (local_bundle_dir,
+    which downloads it once); ``verify=False`` reads bundle.json only."""
+    from mer_ray.storage import is_uri, join, read_bytes
 
     path = join(run_dir, BUNDLE_FILE)
     if not _is_file(path):
@@ -96,8 +140,11 @@ def load_bundle_info(run_dir: str) -> BundleInfo:
         raise ValueError(f"{path}: unknown kind {info.kind!r}")
     if list(info.classes) != list(EMOTIONS):
         raise ValueError(f"{path}: classes {info.classes} differ from {list(EMOTIONS)}")
+    check_model_file_name(info.model_file, path)
     if not _is_file(join(run_dir, info.model_file)):
         raise ValueError(f"{run_dir}: model file {info.model_file} missing")
+    if verify:
+        verify_model_file(local_bundle_dir(run_dir) if is_uri(run_dir) else run_dir, info)
     return info
 
 
@@ -120,7 +167,7 @@ def local_bundle_dir(run_dir: str) -> str:
 
     if not is_uri(run_dir):
         return run_dir
-    info = load_bundle_info(run_dir)
+    info = load_bundle_info(run_dir, verify=False)
     return fetch_dir(run_dir, cache_root("bundles"), want=lambda f: (
         f.base_name in (BUNDLE_FILE, info.model_file)
         or (f.base_name.endswith(".json") and (f.size or 0) <= SMALL_FILE_BYTES)))
