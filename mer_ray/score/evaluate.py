@@ -1,4 +1,5 @@
-"""`evaluate`: metrics of a score output against true labels -> metrics.json, PNGs, report.html.
+"""`evaluate`: metrics of a score output against true labels -> metrics.json, PNGs, report.html
+(the page also lists every input, failures, keyframe timelines and faces; report/html.py).
 
 Sections: the fused decision (Alg. 3.9) on every scored row, each path alone on the rows it
 could score, and all three on the rows that had both modalities (a like-for-like comparison).
@@ -73,20 +74,55 @@ def _first(values: pd.Series):
     return vals[0] if len(vals) == 1 else (vals or None)
 
 
+def read_timeline(scores_dir: str) -> pd.DataFrame:
+    """The keyframe rows of a score output (empty without ``score --timeline``)."""
+    from mer_ray.score.schema import TIMELINE_DIR, scores_store
+
+    return scores_store(scores_dir).read(TIMELINE_DIR).to_pandas()
+
+
+def run_metadata(scores_dir: str, timeline: pd.DataFrame) -> dict:
+    """When and with which mer_ray the report was made, and whether the run kept a timeline."""
+    from datetime import datetime, timezone
+
+    from mer_ray import __version__
+    from mer_ray.score.schema import RUN_FILE, scores_store
+
+    run = scores_store(scores_dir).read_json(RUN_FILE) or {}
+    return {"generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            "mer_ray_version": __version__,
+            "timeline": bool(run.get("timeline")) or len(timeline) > 0}
+
+
+def _save_confusion(metrics: dict, out: Path) -> dict[str, str]:
+    """confusion_<section>.png for the sections in PICTURES; section -> file name."""
+    from mer_ray.report.plots import save_confusion_png
+
+    images = {}
+    for name, m in metrics["sections"].items():
+        if m["n"] and name in PICTURES:
+            images[name] = f"confusion_{name}.png"
+            save_confusion_png(m["confusion_matrix"], EMOTIONS, str(out / images[name]),
+                               f"{m['title']} (n={m['n']}, acc={m['accuracy']:.3f})")
+    return images
+
+
 def evaluate(cfg: EvaluateConfig) -> dict:
     """Write metrics.json, confusion PNGs and report.html; returns the metrics dict."""
-    from mer_ray.report.html import render_evaluation
-    from mer_ray.report.plots import save_confusion_png
+    from mer_ray.report.html import ReportInputs, render_evaluation
     from mer_ray.score.results import attach_labels, labelled, read_scores
 
     all_rows = attach_labels(read_scores(cfg.scores), cfg.labels)
+    timeline = read_timeline(cfg.scores)
     df = labelled(all_rows)
     out = Path(cfg.out) if cfg.out else Path(cfg.scores) / "report"
     out.mkdir(parents=True, exist_ok=True)
     metrics = {
         "scores": cfg.scores, "labels": cfg.labels, "rows": len(all_rows), "labelled": len(df),
+        "run": run_metadata(cfg.scores, timeline),
         "status": dict(sorted(Counter(all_rows["status"]).items())),
         "fusion_mode": dict(sorted(Counter(all_rows["fusion_mode"]).items())),
+        "emotion": dict(sorted(Counter(all_rows["emotion"].dropna()).items())),
         "weights": {"visual": _first(all_rows["w_visual"]), "audio": _first(all_rows["w_audio"])},
         "models": {"visual": _first(all_rows["visual_model_id"]),
                    "audio": _first(all_rows["audio_model_id"])},
@@ -94,15 +130,10 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         "thesis": THESIS_FIGURES,
         "sections": compute_metrics(df) if len(df) else {},
     }
-    images = {}
-    for name, m in metrics["sections"].items():
-        if m["n"] and name in PICTURES:
-            images[name] = f"confusion_{name}.png"
-            save_confusion_png(m["confusion_matrix"], EMOTIONS, str(out / images[name]),
-                               f"{m['title']} (n={m['n']}, acc={m['accuracy']:.3f})")
-    metrics["images"] = images
+    metrics["images"] = _save_confusion(metrics, out)
     (out / METRICS_FILE).write_text(json.dumps(metrics, indent=2, default=_json_default))
-    (out / REPORT_FILE).write_text(render_evaluation(metrics))
+    page = render_evaluation(metrics, ReportInputs(all_rows, timeline, str(out)))
+    (out / REPORT_FILE).write_text(page, encoding="utf-8")
     metrics["report"] = str(out / REPORT_FILE)
     return metrics
 
