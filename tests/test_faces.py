@@ -197,3 +197,44 @@ def test_detect_near_looks_only_near_the_box():
     x, y, w, h = box
     far = (0 if x > frame.shape[1] / 2 else frame.shape[1] - w // 2, 0, w // 2, h // 2)
     assert detector.detect_near(frame, far) is None
+
+
+def _two_faces_bgr(size=(320, 240)) -> np.ndarray:
+    """Two sample faces side by side: actor 1 (left, smaller frame) and actor 2 (right)."""
+    left = _clip_keyframes_bgr("happy", 1, size=size, seconds=0.1)[0]
+    right = _clip_keyframes_bgr("sad", 2, size=size, seconds=0.1)[0]
+    return np.ascontiguousarray(np.concatenate([left, right], axis=1))
+
+
+def test_detect_faces_finds_both_faces_left_to_right_and_caps_by_size():
+    detector = FaceDetector()
+    frame = _two_faces_bgr()
+    boxes = detector.detect_faces(frame)
+    assert len(boxes) == 2
+    assert boxes[0][0] + boxes[0][2] <= 320 <= boxes[1][0]          # one face per half
+    assert detector.detect_faces(frame, max_faces=1) == [detector.detect(frame)]
+    assert detector.detect(frame) in boxes                          # largest-face call unchanged
+    assert detector.detect_faces(np.full((240, 640, 3), 127, np.uint8)) == []
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="max_faces"):
+            detector.detect_faces(frame, max_faces=bad)
+
+
+class _FixedCascade:
+    """Stands in for the Haar cascade: always 'finds' the given boxes."""
+
+    def __init__(self, boxes):
+        self.boxes = np.asarray(boxes, np.int32)
+
+    def detectMultiScale(self, *args, **kwargs):  # noqa: N802 (OpenCV's name)
+        return self.boxes
+
+
+def test_detect_faces_drops_boxes_nested_in_a_larger_face_and_keeps_the_largest():
+    detector = FaceDetector(detect_width=None)
+    big, nested, other, small = (100, 50, 100, 100), (120, 70, 50, 50), (300, 60, 80, 80), (10, 10, 30, 30)
+    detector._cascade = _FixedCascade([small, nested, other, big])
+    frame = np.zeros((240, 480, 3), np.uint8)
+    assert detector.detect_faces(frame) == [small, big, other]       # left to right
+    assert detector.detect_faces(frame, max_faces=2) == [big, other]  # the 2 largest
+    assert detector.detect_all(frame)[:2] == [big, other]             # detect_all unchanged

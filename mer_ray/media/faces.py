@@ -6,6 +6,9 @@ the portable default. Detection runs on a grey frame downscaled to ``detect_widt
 ``min_face_frac`` of the frame's shorter side in *both* cases, so the two settings look for
 the same faces and find them in the same frames; only the cost differs.
 
+:meth:`FaceDetector.detect_faces` returns every face of a frame (up to ``max_faces``) for
+multi-face scoring; linking them into tracks across keyframes is ``media/tracks.py``.
+
 Across the keyframes of one video, :class:`FaceTracker` searches near the last face first
 (a small window, a narrow range of scales) and falls back to the full-frame search on a miss
 and every few keyframes, so a video costs a few full searches instead of one per keyframe.
@@ -23,6 +26,13 @@ Box = tuple[int, int, int, int]
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"
 
+MAX_FACES = 4
+"""Default cap on the faces :meth:`FaceDetector.detect_faces` returns per frame."""
+
+NESTED_FRACTION = 0.5
+"""A box with at least this share of its area inside a larger box is the same face found
+twice (the cascade's grouping can leave a smaller box on a found face): it is dropped."""
+
 
 def default_cascade_path() -> str:
     """The frontal-face cascade shipped with opencv-python (cv2.data.haarcascades)."""
@@ -32,7 +42,8 @@ def default_cascade_path() -> str:
 
 
 class FaceDetector:
-    """Largest-face detector; create one per process (not thread-safe to share)."""
+    """Haar face detector: the largest face (:meth:`detect`) or every face of a frame
+    (:meth:`detect_faces`); create one per process (not thread-safe to share)."""
 
     def __init__(self, detect_width: int | None = DETECT_WIDTH, scale_factor: float = 1.1,
                  min_neighbors: int = 5, min_face_frac: float = 0.1,
@@ -83,6 +94,20 @@ class FaceDetector:
         """The largest face, or None when there is none."""
         boxes = self.detect_all(frame_bgr)
         return boxes[0] if boxes else None
+
+    def detect_faces(self, frame_bgr: np.ndarray, max_faces: int = MAX_FACES) -> list[Box]:
+        """Up to ``max_faces`` faces of one frame, left to right (then top to bottom).
+
+        The same full-frame search as :meth:`detect`; boxes lying mostly inside a larger one
+        are dropped, then the ``max_faces`` largest are kept, so a cap never trades a real face
+        for a smaller one. Left-to-right order makes the listing stable across keyframes."""
+        if isinstance(max_faces, bool) or not isinstance(max_faces, int) or max_faces < 1:
+            raise ValueError(f"max_faces must be an integer >= 1, got {max_faces!r}")
+        kept: list[Box] = []
+        for box in self.detect_all(frame_bgr):          # largest first
+            if not any(_inside_fraction(box, big) >= NESTED_FRACTION for big in kept):
+                kept.append(box)
+        return sorted(kept[:max_faces], key=lambda b: (b[0], b[1]))
 
     def detect_near(self, frame_bgr: np.ndarray, box: Box, margin: float = 0.5,
                     face_px: int = 48, scale_range: float = 1.25) -> Box | None:
@@ -143,6 +168,15 @@ class FaceTracker:
         self.full_searches += 1
         self._last, self._since_full = self.detector.detect(frame_bgr), 0
         return self._last
+
+
+def _inside_fraction(box: Box, other: Box) -> float:
+    """The share of ``box``'s area that lies inside ``other``."""
+    x, y, w, h = box
+    ox, oy, ow, oh = other
+    iw = max(0, min(x + w, ox + ow) - max(x, ox))
+    ih = max(0, min(y + h, oy + oh) - max(y, oy))
+    return iw * ih / float(max(1, w * h))
 
 
 def _to_frame(box: np.ndarray, scale: float, width: int, height: int) -> Box:
