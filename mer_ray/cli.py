@@ -78,6 +78,13 @@ def _unwrap_ray(err: BaseException) -> BaseException:
     return err
 
 
+def _disk_full(err: BaseException) -> bool:
+    """A write refused by the disk (full, over quota, read-only): the message says it all."""
+    import errno
+
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
 def report_error(command: str, err: BaseException, verbose: bool) -> int:
     """Print a failed command's error as one line (and the traceback with --verbose); return
     the exit code: 2 for usage errors, 1 for everything else."""
@@ -91,7 +98,7 @@ def report_error(command: str, err: BaseException, verbose: bool) -> int:
     lines = str(err).strip().splitlines()
     text = " ".join(" ".join(lines).split()) if len(lines) <= 3 else lines[0].strip()
     if isinstance(err, (CliError, ValueError, FileNotFoundError, NotADirectoryError,
-                        IsADirectoryError, PermissionError)):
+                        IsADirectoryError, PermissionError, FileExistsError)) or _disk_full(err):
         message = text or type(err).__name__
     else:
         first = lines[0].strip() if lines else ""

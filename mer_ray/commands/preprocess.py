@@ -59,8 +59,11 @@ def format_summary(summary: dict) -> str:
     status = ", ".join(f"{k} {v}" for k, v in summary["status"].items())
     run = summary["this_run"]
     speed = f"{run['videos_per_s']} videos/s" if run["videos_per_s"] else "-"
+    orphans = summary.get("rows_without_input")
+    orphan_line = (f"\n{orphans} committed rows have no input in this listing (kept; delete "
+                   "the output to drop them)" if orphans else "")
     return (f"{summary['inputs']} inputs ({status}); {summary['face_crops']} face crops from "
-            f"{summary['keyframes']} keyframes\nthis run: {run['processed']} processed in "
+            f"{summary['keyframes']} keyframes{orphan_line}\nthis run: {run['processed']} processed in "
             f"{run['seconds']} s ({speed}); summary: {summary['out']}/summary.json")
 
 

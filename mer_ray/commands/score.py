@@ -92,7 +92,14 @@ def format_summary(summary: dict) -> str:
     norm_line = "" if norm is None else (
         f"speaker-normalised audio: {norm['clips']} clips of {norm['speakers']} speakers "
         f"({len(norm['speakers_with_few_clips'])} with < {norm['min_clips_advised']} clips)\n")
+    orphans = summary.get("rows_without_input")
+    orphan_line = (f"{orphans} committed rows have no input in this listing (kept; delete "
+                   "the output to drop them)\n" if orphans else "")
+    moved = (summary.get("damaged_shards") or {}).get("moved_to") or []
+    moved_line = (f"moved {len(moved)} damaged shard file(s) aside, their inputs scored again: "
+                  f"{', '.join(moved)}\n" if moved else "")
     return (f"{summary['rows']} rows for {summary['inputs_listed']} inputs ({status})\n"
+            f"{orphan_line}{moved_line}"
             f"fusion: {modes}\n{norm_line}"
             f"this run: {run['scored']} scored in {run['seconds']} s ({speed})\n"
             f"scores: {summary['out']}/scores/  summary: {summary['out']}/summary.json")

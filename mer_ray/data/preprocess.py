@@ -105,17 +105,26 @@ def no_inputs_message(source: str) -> str:
 
 
 def run_preprocess(cfg: PreprocessConfig) -> dict:
-    """Run the whole job; returns the summary (also written to OUT/summary.json)."""
-    import ray
-
-    from mer_ray.data.extraction import ExtractActor
-    from mer_ray.data.shard_sink import ShardSink
-    from mer_ray.runtime import init_ray
+    """Run the whole job; returns the summary (also written to OUT/summary.json). Holds the
+    output directory's lock throughout."""
+    from mer_ray.data.out_lock import OutLock
 
     started = time.time()
     items = list_inputs(cfg.data_dir, cfg.corpus)
     if not items and not cfg.allow_empty:
         raise ValueError(no_inputs_message(cfg.data_dir))
+    with OutLock(cfg.out):                  # one writer; clean-up only while it is ours
+        return _preprocess_locked(cfg, items, started)
+
+
+def _preprocess_locked(cfg: PreprocessConfig, items: list[InputItem], started: float) -> dict:
+    """run_preprocess's work once the output directory is ours."""
+    import ray
+
+    from mer_ray.data.extraction import ExtractActor
+    from mer_ray.data.shard_sink import ShardSink, one_line_errors
+    from mer_ray.runtime import init_ray
+
     store = clips_store(cfg.out)
     done = store.done_paths()
     todo = [it for it in items if it.path not in done]
@@ -143,14 +152,18 @@ def run_preprocess(cfg: PreprocessConfig) -> dict:
         sink = ShardSink(functools.partial(clips_store, cfg.out), split_tables, UDF_SCHEMA)
         from mer_ray.console import ShardProgress
 
-        with ShardProgress.of_new_rows(store, CLIPS_DIR, len(work), "preprocessed"):
+        with ShardProgress.of_new_rows(store, CLIPS_DIR, len(work), "preprocessed"), \
+                one_line_errors():
             ds.write_datasink(sink, ray_remote_args={"num_cpus": 0})
-    return summarize_clips(store, cfg, processed=len(work), seconds=time.time() - started)
+    return summarize_clips(store, cfg, processed=len(work), seconds=time.time() - started,
+                           listed_paths={it.path for it in items})
 
 
-def summarize_clips(store: ShardStore, cfg: PreprocessConfig, processed: int, seconds: float) -> dict:
-    """Counts over everything committed so far, written atomically to OUT/summary.json."""
-    clips = store.read(CLIPS_DIR, columns=["status", "faces_found", "keyframes", "label",
+def summarize_clips(store: ShardStore, cfg: PreprocessConfig, processed: int, seconds: float,
+                    listed_paths: set[str] | None = None) -> dict:
+    """Counts over everything committed so far, written atomically to OUT/summary.json; with
+    ``listed_paths``, also how many committed rows no longer have a listed input."""
+    clips = store.read(CLIPS_DIR, columns=["path", "status", "faces_found", "keyframes", "label",
                                            "t_decode_s", "t_faces_s", "t_audio_s", "t_total_s"])
     cols = clips.to_pydict()
     failed = [s for s in cols["status"] if s in st.FAILED_STATUSES]
@@ -160,6 +173,8 @@ def summarize_clips(store: ShardStore, cfg: PreprocessConfig, processed: int, se
         "status": dict(sorted(Counter(cols["status"]).items())),
         "labels": dict(sorted(Counter(l for l in cols["label"] if l).items())),
         "failed": len(failed),
+        "rows_without_input": (None if listed_paths is None
+                               else len(set(cols["path"]) - listed_paths)),
         "keyframes": int(sum(v or 0 for v in cols["keyframes"])),
         "face_crops": int(sum(v or 0 for v in cols["faces_found"])),
         "this_run": {"processed": processed, "seconds": round(seconds, 2),

@@ -6,8 +6,9 @@ shard instead of committing its rows twice.
 """
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import pyarrow as pa
 from ray.data import Datasink
@@ -52,3 +53,28 @@ class ShardSink(Datasink):
     @property
     def min_rows_per_write(self) -> int | None:
         return self.rows_per_shard
+
+
+@contextlib.contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Around a job's ``write_datasink``, unless -v: Ray Data's console handlers drop the
+    traceback it logs when a task fails (ray-data.log keeps it), so a failed job ends with
+    the CLI's one line (e.g. ``no space left on device writing OUT/scores``), not a page of
+    Ray frames before it."""
+    import logging
+
+    from mer_ray import console
+
+    if console.level() >= console.VERBOSE:
+        yield
+        return
+    handlers = [h for h in logging.getLogger("ray.data").handlers
+                if type(h).__name__ != "SessionFileHandler" and not hasattr(h, "baseFilename")]
+    before = [h.level for h in handlers]
+    for h in handlers:
+        h.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for h, lvl in zip(handlers, before):
+            h.setLevel(lvl)

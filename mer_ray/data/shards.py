@@ -2,13 +2,23 @@
 
 A job writes one or more tables per shard (e.g. ``clips`` + ``frames``). Each file is written
 under a temporary name starting with ``_tmp-`` and then moved into place; the *primary* table
-is moved last, so its presence commits the shard. On start, temporaries and non-primary files
-without a primary twin (from a killed run) are deleted, and the primary table's ``path`` column
-says which inputs are already done.
+is moved last, so its presence commits the shard. On local disks each file is fsynced before
+its move and its folder after it, so a power loss leaves a shard either committed whole or not
+at all; other filesystems (s3://, gs://) rely on the store's own durability (an object appears
+whole or not at all).
+
+The writer of an output directory (holding its ``out_lock``) starts with ``recover()``: shards
+with a file that does not read (damaged) are moved to ``OUT/_quarantine/<table>/``, so their
+inputs are redone, and temporaries and non-primary files without a primary twin (from a killed
+run) are deleted. Readers never change anything: they skip a damaged file, log it and list it
+in ``damaged``. The primary table's ``path`` column says which inputs are already done.
 """
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import time
 import uuid
 from collections.abc import Iterable
 
@@ -23,6 +33,49 @@ log = logging.getLogger(__name__)
 
 TMP_PREFIX = "_tmp-"
 PART_PREFIX = "part-"
+QUARANTINE_DIR = "_quarantine"
+
+_UNREADABLE = (pa.ArrowInvalid, pa.ArrowException, OSError, ValueError)
+"""What reading a damaged Parquet file raises (truncated: ArrowInvalid, 'magic bytes')."""
+
+
+class ShardWriteError(OSError):
+    """Writing a shard failed (e.g. a full disk); its text is one line naming the table."""
+
+    def __init__(self, code: int | None, text: str):
+        super().__init__(code, text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __reduce__(self):                  # crosses Ray's process boundary intact
+        return (type(self), (self.errno, self.text))
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_error(err: OSError, where: str) -> ShardWriteError:
+    reason = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+              errno.EROFS: "read-only filesystem", errno.EACCES: "permission denied"}
+    if err.errno in reason:
+        return ShardWriteError(err.errno, f"{reason[err.errno]} writing {where}")
+    detail = " ".join(str(err).split()) or type(err).__name__
+    return ShardWriteError(err.errno, f"writing {where} failed: {detail}")
 
 
 def new_shard_id() -> str:
@@ -45,11 +98,20 @@ class ShardStore:
             raise ValueError(f"primary table {primary!r} not in {list(schemas)}")
         self.out = out
         self.fs, self.root = resolve_fs(out)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
         self.schemas = schemas
         self.primary = primary
+        self.damaged: dict[str, str] = {}
+        """Files found unreadable (path -> why) and skipped by this store's reads."""
+        self.quarantined: list[str] = []
+        """Damaged files this store moved to OUT/_quarantine/ (their new paths)."""
+        self._readable: set[tuple[str, int | None, int | None]] = set()
 
     def dir(self, name: str) -> str:
         return f"{self.root}/{name}"
+
+    def file(self, name: str, shard_id: str) -> str:
+        return f"{self.dir(name)}/{PART_PREFIX}{shard_id}.parquet"
 
     def _parts(self, name: str) -> dict[str, pafs.FileInfo]:
         selector = pafs.FileSelector(self.dir(name), allow_not_found=True)
@@ -61,8 +123,75 @@ class ShardStore:
         return {n[len(PART_PREFIX):-len(".parquet")] for n in self._parts(self.primary)
                 if n.startswith(PART_PREFIX) and n.endswith(".parquet")}
 
+    # ------------------------------------------------------------ damaged shards
+    def _unreadable(self, info: pafs.FileInfo) -> str | None:
+        """Why the Parquet file ``info`` does not read (footer), or None (cached when fine)."""
+        key = (info.path, info.size, info.mtime_ns)
+        if key in self._readable:
+            return None
+        try:
+            with self.fs.open_input_file(info.path) as fh:
+                pq.ParquetFile(fh).metadata
+        except _UNREADABLE as err:
+            return " ".join(str(err).split()) or type(err).__name__
+        self._readable.add(key)
+        return None
+
+    def damaged_shards(self) -> dict[str, tuple[str, str]]:
+        """Committed shards with a file that does not read: id -> (that file, why)."""
+        committed, found = self.committed_ids(), {}
+        for name in [self.primary, *(n for n in self.schemas if n != self.primary)]:
+            for base, info in sorted(self._parts(name).items()):
+                shard = base[len(PART_PREFIX):-len(".parquet")]
+                if not base.startswith(PART_PREFIX) or shard not in committed or shard in found:
+                    continue
+                why = self._unreadable(info)
+                if why is not None:
+                    found[shard] = (info.path, why)
+        return found
+
+    def quarantine(self, shard_id: str) -> list[str]:
+        """Move every file of one shard to ``OUT/_quarantine/<table>/``; returns where to."""
+        moved, stamp = [], time.strftime("%Y%m%d-%H%M%S")
+        for name in [n for n in self.schemas if n != self.primary] + [self.primary]:
+            src = self.file(name, shard_id)
+            if self.fs.get_file_info(src).type != pafs.FileType.File:
+                continue
+            dest_dir = f"{self.root}/{QUARANTINE_DIR}/{name}"
+            self.fs.create_dir(dest_dir, recursive=True)
+            dest = f"{dest_dir}/{PART_PREFIX}{shard_id}-{stamp}.parquet"
+            self.fs.move(src, dest)
+            moved.append(dest)
+        self.quarantined += moved
+        if self.local and moved:
+            _fsync_dir(self.dir(self.primary))
+        return moved
+
+    def recover(self) -> int:
+        """The writer's start: quarantine damaged shards (their inputs are then not done) and
+        delete what a killed run left half-written. Only while this process holds the
+        directory's lock (``out_lock``), so it never touches a live run's files; without the
+        lock nothing changes and readers skip damaged files. Returns the shards moved aside."""
+        from mer_ray.data import out_lock
+
+        if not out_lock.holds(self.out):
+            log.debug("%s: not holding its lock; no clean-up", self.out)
+            return 0
+        damaged = self.damaged_shards()
+        for shard_id, (path, why) in damaged.items():
+            moved = self.quarantine(shard_id)
+            log.warning("damaged shard %s (%s): moved to %s; its inputs will be redone",
+                        path, why, moved[-1] if moved else "?")
+        self.clean()
+        return len(damaged)
+
     def clean(self) -> int:
-        """Delete temporaries and orphans of a killed run; return how many files went."""
+        """Delete temporaries and orphans of a killed run; return how many files went. Only
+        while this process holds the directory's lock (else 0: they may be a live run's)."""
+        from mer_ray.data import out_lock
+
+        if not out_lock.holds(self.out):
+            return 0
         committed, removed = self.committed_ids(), 0
         for name in self.schemas:
             for base, info in self._parts(name).items():
@@ -76,33 +205,61 @@ class ShardStore:
         return removed
 
     def done_paths(self) -> set[str]:
-        """``path`` values already committed (after cleaning up a killed run)."""
-        self.clean()
+        """``path`` values already committed in shards that read (after ``recover()``)."""
+        from mer_ray.data import out_lock
+
+        self.recover()
         table = self.read(self.primary, columns=["path"])
+        if self.damaged and out_lock.holds(self.out):     # damaged past the footer
+            for path in list(self.damaged):
+                self._quarantine_file(path)
         return set(table.column("path").to_pylist())
 
+    def _quarantine_file(self, path: str) -> None:
+        base = path.rpartition("/")[2]
+        if base.startswith(PART_PREFIX) and self.fs.get_file_info(path).type == pafs.FileType.File:
+            moved = self.quarantine(base[len(PART_PREFIX):-len(".parquet")])
+            log.warning("damaged shard %s: moved to %s; its inputs will be redone", path,
+                        moved[-1] if moved else "?")
+
+    # -------------------------------------------------------------------- write
     def write_shard(self, shard_id: str, tables: dict[str, pa.Table]) -> None:
-        """Write every table of one shard, primary last, each as tmp file + move."""
+        """Write every table of one shard, primary last, each as tmp file + move (+ fsync of
+        file and folder on local disks). A failed write raises ShardWriteError (one line)."""
         order = [n for n in tables if n != self.primary] + [self.primary]
         for name in order:
             table = tables[name].cast(self.schemas[name])
-            self.fs.create_dir(self.dir(name), recursive=True)
-            final = f"{self.dir(name)}/{PART_PREFIX}{shard_id}.parquet"
-            tmp = f"{self.dir(name)}/{TMP_PREFIX}{shard_id}.parquet"
-            pq.write_table(table, tmp, filesystem=self.fs, compression="zstd")
-            self.fs.move(tmp, final)
+            final, tmp = self.file(name, shard_id), f"{self.dir(name)}/{TMP_PREFIX}{shard_id}.parquet"
+            try:
+                self.fs.create_dir(self.dir(name), recursive=True)
+                pq.write_table(table, tmp, filesystem=self.fs, compression="zstd")
+                if self.local:
+                    _fsync_file(tmp)
+                self.fs.move(tmp, final)
+                if self.local:
+                    _fsync_dir(self.dir(name))
+            except OSError as err:
+                raise _write_error(err, self.dir(name)) from err
 
     def write_json(self, name: str, payload: dict) -> None:
         """``OUT/<name>`` as JSON, written to a temporary file and moved into place."""
         import json
 
         data = json.dumps(payload, indent=2, default=str).encode()
-        self.fs.create_dir(self.root, recursive=True)
         tmp, final = f"{self.root}/{TMP_PREFIX}{name}", f"{self.root}/{name}"
-        with self.fs.open_output_stream(tmp) as fh:
-            fh.write(data)
-        self.fs.move(tmp, final)
+        try:
+            self.fs.create_dir(self.root, recursive=True)
+            with self.fs.open_output_stream(tmp) as fh:
+                fh.write(data)
+            if self.local:
+                _fsync_file(tmp)
+            self.fs.move(tmp, final)
+            if self.local:
+                _fsync_dir(self.root)
+        except OSError as err:
+            raise _write_error(err, final) from err
 
+    # --------------------------------------------------------------------- read
     def read_json(self, name: str) -> dict | None:
         """``OUT/<name>`` parsed, or None when it does not exist."""
         import json
@@ -113,15 +270,36 @@ class ShardStore:
         with self.fs.open_input_stream(path) as fh:
             return json.loads(fh.read().decode())
 
+    def _skip(self, path: str, why: str) -> None:
+        if path not in self.damaged:
+            log.warning("skipping damaged shard %s (%s)", path, why)
+        self.damaged[path] = why
+
     def read(self, name: str, columns: Iterable[str] | None = None) -> pa.Table:
-        """All committed rows of one table (empty table with the schema when none)."""
+        """All committed rows of one table (empty table with the schema when none), without
+        the shards that have a damaged file (listed in ``damaged``)."""
         schema = self.schemas[name]
-        ids = self.committed_ids()
-        files = [f"{self.dir(name)}/{PART_PREFIX}{i}.parquet" for i in sorted(ids)]
-        files = [f for f in files if self.fs.get_file_info(f).type == pafs.FileType.File]
+        bad = self.damaged_shards()
+        for path, why in bad.values():
+            self._skip(path, why)
+        parts = self._parts(name)
+        files = [parts[f"{PART_PREFIX}{i}.parquet"].path for i in sorted(self.committed_ids())
+                 if i not in bad and f"{PART_PREFIX}{i}.parquet" in parts]
         cols = list(columns) if columns else None
+        empty = schema.empty_table().select(cols) if cols else schema.empty_table()
         if not files:
-            empty = schema.empty_table()
-            return empty.select(cols) if cols else empty
-        dataset = pads.dataset(files, schema=schema, format="parquet", filesystem=self.fs)
-        return dataset.to_table(columns=cols)
+            return empty
+        try:
+            return pads.dataset(files, schema=schema, format="parquet",
+                                filesystem=self.fs).to_table(columns=cols)
+        except _UNREADABLE:                   # damaged past the footer: find it, keep the rest
+            return pa.concat_tables([empty, *(t for t in (self._read_one(f, schema, cols)
+                                                          for f in files) if t is not None)])
+
+    def _read_one(self, path: str, schema: pa.Schema, cols: list[str] | None) -> pa.Table | None:
+        try:
+            return pads.dataset([path], schema=schema, format="parquet",
+                                filesystem=self.fs).to_table(columns=cols)
+        except _UNREADABLE as err:
+            self._skip(path, " ".join(str(err).split()) or type(err).__name__)
+            return None

@@ -52,6 +52,19 @@ def _gpus(n: float) -> dict[str, float]:
     return {"num_gpus": n} if n > 0 else {}
 
 
+def model_batches(cfg: ScoreConfig) -> tuple[int, int]:
+    """Videos per visual and audio model call: the flags, at most one shard's worth. A model
+    stage holds rows until it has a whole batch, so a batch larger than a shard would keep
+    finished rows from the sink (no shard committed until that many videos are done, or the
+    archive's end): capped, a shard commits as soon as its videos are through."""
+    cap = max(1, cfg.videos_per_shard)
+    batches = min(cfg.visual_batch_videos, cap), min(cfg.audio_batch_videos, cap)
+    if batches != (cfg.visual_batch_videos, cfg.audio_batch_videos):
+        log.debug("model batches capped at --videos-per-shard %d (visual %d, audio %d)",
+                  cap, *batches)
+    return batches
+
+
 def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict]):
     """The lazy Ray Data pipeline for ``rows`` (input rows not scored yet)."""
     import ray
@@ -65,18 +78,19 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict]):
     pool = ray.data.ActorPoolStrategy
     to_rows = functools.partial(extraction_rows, audio_column=plan.audio_column)
     weights = FusionWeights(cfg.w_visual, cfg.w_audio)
+    visual_batch, audio_batch = model_batches(cfg)
     ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
     ds = ds.map_batches(ExtractActor, fn_constructor_args=(plan.extract, to_rows, True),
                         batch_size=1, batch_format="pyarrow", num_cpus=workers.extract_cpus,
                         compute=pool(size=max(1, min(workers.extract_workers, n_blocks))))
     if cfg.visual is not None:
         ds = ds.map_batches(VisualStage, fn_constructor_args=(cfg.visual,),
-                            batch_size=cfg.visual_batch_videos, batch_format="pyarrow",
+                            batch_size=visual_batch, batch_format="pyarrow",
                             num_cpus=workers.model_cpus, compute=pool(size=cfg.visual_workers),
                             **_gpus(cfg.gpus_per_worker))
     if cfg.audio is not None:
         ds = ds.map_batches(AudioStage, fn_constructor_args=(cfg.audio,),
-                            batch_size=cfg.audio_batch_videos, batch_format="pyarrow",
+                            batch_size=audio_batch, batch_format="pyarrow",
                             num_cpus=workers.model_cpus, compute=pool(size=cfg.audio_workers),
                             **_gpus(cfg.audio_gpus))
     return ds.map_batches(fuse_rows, fn_args=(weights, plan.model_ids, cfg.timeline),
@@ -85,13 +99,12 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict]):
 
 def run_score(cfg: ScoreConfig) -> dict:
     """Score every input of ``cfg.source`` not yet in ``cfg.out``; returns the summary
-    (also written to OUT/summary.json)."""
+    (also written to OUT/summary.json). Holds the output directory's lock throughout."""
+    from mer_ray.data.out_lock import OutLock
     from mer_ray.data.sources import list_inputs
-
     from mer_ray.models.speaker_norm import UNKNOWN_SPEAKER, speaker_key
 
     started = time.time()
-    weights = FusionWeights(cfg.w_visual, cfg.w_audio)
     items = list_inputs(cfg.source, cfg.corpus)
     if not items and not cfg.allow_empty:
         from mer_ray.data.preprocess import no_inputs_message
@@ -100,6 +113,13 @@ def run_score(cfg: ScoreConfig) -> dict:
     speakers = [speaker_key(it.actor, it.speaker) for it in items if it.drop_reason is None]
     cfg = resolve_models(cfg, [None if s == UNKNOWN_SPEAKER else s for s in speakers])
     plan = resolve_plan(cfg)
+    with OutLock(cfg.out):
+        return _score_locked(cfg, plan, items, started)
+
+
+def _score_locked(cfg: ScoreConfig, plan: ScorePlan, items: list, started: float) -> dict:
+    """run_score's work once the output directory is ours."""
+    weights = FusionWeights(cfg.w_visual, cfg.w_audio)
     store = scores_store(cfg.out)
     done = store.done_paths()
     run = {"model_ids": plan.model_ids, "weights": weights.normalized().to_dict(),
@@ -109,16 +129,7 @@ def run_score(cfg: ScoreConfig) -> dict:
     todo = [it.to_row() for it in items if it.path not in done]
     log.info("%d inputs: %d already scored, %d to score", len(items), len(items) - len(todo), len(todo))
     if todo:
-        from mer_ray.data.shard_sink import ShardSink
-        from mer_ray.runtime import init_ray
-        from mer_ray.score.progress import ProgressLogger
-
-        init_ray(cfg.ray)
-        sink = ShardSink(functools.partial(scores_store, cfg.out),
-                         functools.partial(split_output, timeline=cfg.timeline), FUSED_SCHEMA,
-                         rows_per_shard=cfg.videos_per_shard)
-        with ProgressLogger(store, SCORES_DIR, total=len(done) + len(todo), already=len(done)):
-            build_dataset(cfg, plan, todo).write_datasink(sink, ray_remote_args={"num_cpus": 0})
+        _run_pipeline(cfg, plan, store, todo, already=len(done))
     speaker_norm = None
     if plan.speaker_norm:                           # every clip is in: the second pass
         from mer_ray.score.speaker_pass import finalize
@@ -126,4 +137,20 @@ def run_score(cfg: ScoreConfig) -> dict:
         speaker_norm = finalize(store, cfg.audio, weights, plan.model_ids)
         store.write_json(RUN_FILE, {**run, "speaker_norm": speaker_norm})
     return summarize_scores(store, cfg, listed=len(items), scored=len(todo),
-                            seconds=time.time() - started, speaker_norm=speaker_norm)
+                            seconds=time.time() - started, speaker_norm=speaker_norm,
+                            listed_paths={it.path for it in items})
+
+
+def _run_pipeline(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo: list[dict],
+                  already: int) -> None:
+    from mer_ray.data.shard_sink import ShardSink, one_line_errors
+    from mer_ray.runtime import init_ray
+    from mer_ray.score.progress import ProgressLogger
+
+    init_ray(cfg.ray)
+    sink = ShardSink(functools.partial(scores_store, cfg.out),
+                     functools.partial(split_output, timeline=cfg.timeline), FUSED_SCHEMA,
+                     rows_per_shard=cfg.videos_per_shard)
+    with ProgressLogger(store, SCORES_DIR, total=already + len(todo), already=already), \
+            one_line_errors():
+        build_dataset(cfg, plan, todo).write_datasink(sink, ray_remote_args={"num_cpus": 0})

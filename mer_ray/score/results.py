@@ -15,13 +15,29 @@ from mer_ray.config import EMOTION_INDEX, NUM_CLASSES
 from mer_ray.score.schema import SCORES_DIR, scores_store
 
 
+SKIPPED_ATTR = "skipped_shards"
+"""``DataFrame.attrs`` key of read_scores: the damaged shard files it skipped."""
+
+
 def read_scores(scores_dir: str) -> pd.DataFrame:
-    """All committed score rows of an output directory (one per input)."""
+    """All committed score rows of an output directory (one per input). Shards that do not
+    read are skipped, never moved (a reader changes nothing): their paths are in
+    ``df.attrs[SKIPPED_ATTR]``."""
     root = Path(scores_dir)
     if "://" not in scores_dir and not (root / SCORES_DIR).is_dir():
         raise FileNotFoundError(f"no score output in {scores_dir} (expected {root / SCORES_DIR}/)")
-    table = scores_store(scores_dir).read(SCORES_DIR)
-    return table.to_pandas()
+    store = scores_store(scores_dir)
+    df = store.read(SCORES_DIR).to_pandas()
+    df.attrs[SKIPPED_ATTR] = sorted(store.damaged)
+    return df
+
+
+def damaged_shards(scores_dir: str) -> list[str]:
+    """The committed scores shard files of an output directory that do not read (what
+    read_scores skips); the next ``score`` run into it moves them aside and redoes them."""
+    store = scores_store(scores_dir)
+    store.read(SCORES_DIR, columns=["path"])
+    return sorted(store.damaged)
 
 
 def attach_labels(df: pd.DataFrame, labels: str = "auto") -> pd.DataFrame:

@@ -21,12 +21,18 @@ def _mean(values: list) -> float | None:
 
 
 def summarize_scores(store: ShardStore, cfg: ScoreConfig, listed: int, scored: int,
-                     seconds: float, speaker_norm: dict | None = None) -> dict:
+                     seconds: float, speaker_norm: dict | None = None,
+                     listed_paths: set[str] | None = None) -> dict:
     """Counts and timings over everything committed so far; written to OUT/summary.json
-    (with the finalize pass's ``speaker_norm`` report when there was one)."""
-    cols = store.read(SCORES_DIR, columns=["status", "fusion_mode", "emotion", *TIMINGS]).to_pydict()
+    (with the finalize pass's ``speaker_norm`` report when there was one). With
+    ``listed_paths`` (this run's inputs) it also counts committed rows whose input is no
+    longer listed (deleted or moved since): kept, not deleted, but said."""
+    cols = store.read(SCORES_DIR, columns=["path", "status", "fusion_mode", "emotion",
+                                           *TIMINGS]).to_pydict()
     summary = {
         "out": cfg.out, "inputs_listed": listed, "rows": len(cols["status"]),
+        "rows_without_input": (None if listed_paths is None
+                               else len(set(cols["path"]) - listed_paths)),
         "status": dict(sorted(Counter(cols["status"]).items())),
         "fusion_mode": dict(sorted(Counter(cols["fusion_mode"]).items())),
         "emotion": dict(sorted(Counter(e for e in cols["emotion"] if e).items())),
@@ -35,6 +41,9 @@ def summarize_scores(store: ShardStore, cfg: ScoreConfig, listed: int, scored: i
         "mean_seconds_per_video": {k: _mean(cols[k]) for k in TIMINGS},
         "thesis_table_4_7": THESIS_TABLE_4_7,
     }
+    if store.quarantined or store.damaged:
+        summary["damaged_shards"] = {"moved_to": list(store.quarantined),
+                                     "skipped": sorted(store.damaged)}
     if speaker_norm is not None:
         summary["speaker_norm"] = speaker_norm
     store.write_json(SUMMARY_FILE, summary)
