@@ -94,7 +94,8 @@ def test_evaluate_writes_report_files(scores_dir, evaluated):
         png = report / f"confusion_{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = (report / "report.html").read_text()
-    assert "75.0 %" in html and "confusion_fused.png" in html and "truncated" in html
+    assert "75.0 %" in html and "truncated" in html
+    assert "data:image/png;base64," in html and "src='confusion_" not in html   # embedded
     assert m["report"] == str(report / "report.html")
 
 

@@ -149,7 +149,8 @@ def video_table(rows: pd.DataFrame, anchors: Mapping[str, str], cap: int = ROW_C
     """The table of every input (up to ``cap``, by path), with filter controls above it;
     ``anchors``: path -> id of the video's plot on the page."""
     has_labels = "label" in rows and rows["label"].notna().any()
-    columns = [c for c in COLUMNS if has_labels or c[0] != "label"]
+    columns = [c for c in COLUMNS if (has_labels or c[0] != "label")
+               and (anchors or c[0] != "timeline")]
     keys = [c[0] for c in columns]
     ordered = rows.sort_values("path", kind="stable")
     kept = ordered.head(cap)
