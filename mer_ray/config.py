@@ -58,6 +58,8 @@ class RayConfig(ConfigMixin):
 
     address: str | None = None       # None -> $RAY_ADDRESS or a new local Ray
     num_cpus: int | None = None       # local Ray only; None -> all cores
+    host: str | None = None           # local Ray only: the IP its processes listen on;
+                                      # None -> $MER_RAY_HOST or 127.0.0.1 (this machine only)
 
 
 @dataclass

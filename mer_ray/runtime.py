@@ -1,6 +1,7 @@
 """Process-level settings shared by the driver and Ray workers, and Ray start-up."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -67,6 +68,42 @@ def submitted_job_env_vars() -> dict[str, str]:
         return {}
 
 
+LOCAL_HOST = "127.0.0.1"
+
+
+def ray_host(cfg: RayConfig) -> str:
+    """The IP embedded Ray listens on: ``cfg.host``, else $MER_RAY_HOST, else 127.0.0.1."""
+    return cfg.host or os.environ.get("MER_RAY_HOST") or LOCAL_HOST
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _node_ip(host: str):
+    """While Ray starts, make ``host`` its node IP. Ray turns a loopback ``_node_ip_address``
+    into the machine's routable IP unless it runs in single-machine mode (its default on macOS
+    and Windows, ``ray_constants.ENABLE_RAY_CLUSTER`` off); with the node IP on loopback the
+    GCS, raylet, workers, agents and the metrics endpoint listen on loopback only."""
+    from ray._private import ray_constants
+
+    if not _is_loopback(host):
+        yield {"_node_ip_address": host}
+        return
+    saved = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield {"_node_ip_address": LOCAL_HOST}
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved
+
+
 def init_ray(cfg: RayConfig) -> None:
     """Connect to ``cfg.address`` / $RAY_ADDRESS, or start embedded local Ray."""
     import ray
@@ -93,10 +130,11 @@ def init_ray(cfg: RayConfig) -> None:
         # The worker soft limit defaults to the CPU count, which the extraction actors fill:
         # every 0-CPU write task would then start (and import into) a fresh worker process,
         # ~1 CPU-s each taken from the actors. Two spare idle workers are kept instead.
+        # It listens on 127.0.0.1 only unless cfg.host / $MER_RAY_HOST names another address.
         cpus = cfg.num_cpus or os.cpu_count() or 1
-        with console.quiet_driver_core_worker():
+        with console.quiet_driver_core_worker(), _node_ip(ray_host(cfg)) as node_ip:
             ray.init(num_cpus=cfg.num_cpus, include_dashboard=False, log_to_driver=True,
-                     configure_logging=False,
+                     configure_logging=False, **node_ip,
                      _system_config={"num_workers_soft_limit": cpus + SPARE_WORKERS})
     # Ray Data bars off, ray loggers at ERROR, worker output down to the lines workers mark
     # (the epochs), unless -v: log_to_driver stays on so that those lines come through.
