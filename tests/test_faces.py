@@ -232,7 +232,8 @@ class _FixedCascade:
 
 def test_detect_faces_drops_boxes_nested_in_a_larger_face_and_keeps_the_largest():
     detector = FaceDetector(detect_width=None)
-    big, nested, other, small = (100, 50, 100, 100), (120, 70, 50, 50), (300, 60, 80, 80), (10, 10, 30, 30)
+    big, nested = (100, 50, 100, 100), (120, 70, 50, 50)
+    other, small = (300, 60, 80, 80), (10, 10, 30, 30)
     detector._cascade = _FixedCascade([small, nested, other, big])
     frame = np.zeros((240, 480, 3), np.uint8)
     assert detector.detect_faces(frame) == [small, big, other]       # left to right

@@ -22,11 +22,12 @@ def _expected(n_tracks: int, n_lanes: int) -> tuple[int, int]:
     return round(w * DPI), round(h * DPI)
 
 
-def _rows(video_id="v", seconds=12.0, tracks=(0, 1), audio=True, seed=0) -> list[dict]:
+def _rows(video_id="v", seconds=12.0, tracks=(0, 1), audio=True, seed=0,
+          hop=None) -> list[dict]:
     """Segment rows of random probabilities: face keyframes every 0.5 s per track (faceless
     ones without tracks), audio in every window but the second (none at all without audio)."""
     rng = np.random.default_rng(seed)
-    wins = segment_windows(seconds, 3.0)
+    wins = segment_windows(seconds, 3.0, hop)
     ts = np.repeat(np.arange(0.25, seconds, 0.5), max(1, len(tracks)))
     ids = np.tile(list(tracks) or [None], len(ts) // max(1, len(tracks))).tolist()
     probs = rng.dirichlet(np.ones(7) * 0.4, len(ts))
@@ -70,7 +71,7 @@ def test_no_audio(tmp_path):
 
 
 def test_no_faces_and_a_long_video(tmp_path):
-    df = _via_parquet(_rows("v", seconds=600.0, tracks=()), tmp_path)
+    df = _via_parquet(_rows("v", seconds=600.0, tracks=(), hop=1.0), tmp_path)
     assert (df["track_id"] == -1).all()
     out = plot_timeline(df, "v", str(tmp_path / "f.png"))
     assert _png_size(out) == _expected(0, 1)

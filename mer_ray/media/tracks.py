@@ -6,9 +6,9 @@ and every (live track, detection) pair with a box overlap of at least ``iou_min`
 candidate; the highest IoU is linked first (ties: lower track id, then lower detection
 index), each track and detection at most once. A track stays live for up to ``max_gap``
 keyframes without a match (a missed detection, a head turned away); after that it is over,
-and a face that comes back later gets a new id. Unlinked detections start new tracks, numbered 0, 1, ... in order of
-first appearance (within one keyframe, in the order the detections are listed), so the same
-detections always give the same ids.
+and a face that comes back later gets a new id. Unlinked detections start new tracks,
+numbered 0, 1, ... in order of first appearance (within one keyframe, in the order the
+detections are listed), so the same detections always give the same ids.
 """
 from __future__ import annotations
 

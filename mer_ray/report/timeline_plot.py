@@ -92,6 +92,7 @@ def _band(ax, lanes: list[tuple[str, list]], spans: dict[int, tuple[float, float
     for lane, (_, rows) in enumerate(lanes):
         for k, emotion in rows:
             lo, hi = spans[k]
+            emotion = emotion if isinstance(emotion, str) else None
             colour = EMOTION_COLOURS.get(emotion, "white")
             ax.broken_barh([(lo, hi - lo)], (lane + 0.1, 0.8), facecolors=colour,
                            edgecolors="none" if emotion else "0.7", hatch=None if emotion else "//")
@@ -107,21 +108,24 @@ def _band_spans(windows: list[tuple[float, float]]) -> list[tuple[float, float]]
     out = []
     for k, (start, end) in enumerate(windows):
         lo = (start + windows[k - 1][1]) / 2 if k and start < windows[k - 1][1] else start
-        hi = (windows[k + 1][0] + end) / 2 if k + 1 < len(windows) and windows[k + 1][0] < end else end
+        following = windows[k + 1][0] if k + 1 < len(windows) else end
+        hi = (following + end) / 2 if following < end else end
         out.append((lo, max(lo, hi)))
     return out
 
 
-def _time_axis(ax, end: float) -> None:
-    from matplotlib.ticker import FuncFormatter
+def _min_sec(value: float, _pos) -> str:
+    return f"{int(value // 60)}:{int(value % 60):02d}"
 
-    from matplotlib.ticker import MultipleLocator
+
+def _time_axis(ax, end: float) -> None:
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     ax.set_xlim(0, max(end, 1e-3))
     if end >= 120:
         step = next((s for s in TICK_STEPS_S if end / s <= 12), TICK_STEPS_S[-1])
         ax.xaxis.set_major_locator(MultipleLocator(step))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v // 60)}:{int(v % 60):02d}"))
+        ax.xaxis.set_major_formatter(FuncFormatter(_min_sec))
         ax.set_xlabel("time (min:s)")
     else:
         ax.set_xlabel("time (s)")

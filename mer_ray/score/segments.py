@@ -118,7 +118,8 @@ def segment_rows(video_id: str, windows: Sequence[Window], timestamps: Sequence[
     and ``speech_fractions`` have one entry per window (None: no audio vote / no audio).
     Rows come per window, by track id; the audio vote applies to every track of the window."""
     ts = np.asarray(timestamps, dtype=np.float64).reshape(-1)
-    probs = np.zeros((0, NUM_CLASSES)) if visual_probs is None else np.asarray(visual_probs, np.float64)
+    probs = (np.zeros((0, NUM_CLASSES)) if visual_probs is None
+             else np.asarray(visual_probs, np.float64))
     if probs.shape != (ts.size, NUM_CLASSES):
         raise ValueError(f"visual_probs must be ({ts.size}, {NUM_CLASSES}), got {probs.shape}")
     if len(audio_probs) != len(windows) or len(speech_fractions) != len(windows):
