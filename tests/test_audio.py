@@ -296,3 +296,83 @@ def test_each_augmentation_step(clip_2s: np.ndarray) -> None:
     assert len(shifted) == len(y) and not np.allclose(shifted, y, atol=1e-3)
     same = audio.augment_audio(y, SR, _ScriptedRng([0.9, 0.9, 0.9], 1.0))
     np.testing.assert_array_equal(same, y)
+
+
+# --- speech check (voice_activity) -------------------------------------------------------
+
+def _extract(path: Path) -> dict:
+    from mer_ray.media.extract import ClipExtractor
+    from mer_ray.media.options import ExtractOptions
+
+    opts = ExtractOptions(faces=False, audio_aug_copies=0, rich_audio=False)
+    return ClipExtractor(opts).extract(str(path)).clip
+
+
+def test_speech_mask_energy_floor_and_relative_level() -> None:
+    from mer_ray.media.voice_activity import has_speech, speech_fraction, speech_mask
+
+    rng = np.random.default_rng(0)
+    talk = np.zeros(2 * SR, np.float32)
+    talk[SR // 2: SR] = rng.normal(0, 0.2, SR // 2)                  # 0.5 s of "voice"
+    talk[SR: SR + SR // 2] = rng.normal(0, 0.2 * 10 ** (-40 / 20), SR // 2)  # 40 dB down: a pause
+    mask = speech_mask(talk, SR)
+    assert mask.dtype == bool and len(mask) == int(np.ceil(2 / 0.03))
+    assert speech_fraction(talk, SR) == pytest.approx(0.25, abs=0.03) and has_speech(talk, SR)
+    assert speech_fraction(np.zeros(3 * SR), SR) == 0.0 and not has_speech(np.zeros(3 * SR), SR)
+    hiss = rng.normal(0, 10 ** (-70 / 20), 3 * SR)                  # under the absolute floor
+    assert not has_speech(hiss, SR)
+    assert not has_speech(np.full(3 * SR, 0.5, np.float32), SR)       # a DC offset is no energy
+    assert not has_speech(rng.normal(0, 0.3, SR // 100), SR)          # 10 ms: too short
+    assert speech_fraction(np.zeros(0), SR) == 0.0 and speech_mask(np.zeros(0), SR).size == 0
+
+
+def test_silent_track_and_short_silent_wav_get_no_audio_vector(tmp_path: Path) -> None:
+    from mer_ray.media.audio_recipes import RECIPE_COLUMNS
+    from mer_ray.sample import ClipSpec, SampleConfig, clip_frames, write_clip
+    from mer_ray.sample.mux import write_wav
+
+    cfg = SampleConfig(seconds=1.0, fps=10.0, width=160, height=120)
+    film = write_clip(tmp_path / "silent.mp4", clip_frames(ClipSpec("happy", 1, 0, 1, 1, 1), cfg),
+                      np.zeros(cfg.audio_rate, np.float32), cfg.fps, cfg.audio_rate)
+    blip = write_wav(tmp_path / "blip.wav", np.zeros(SR // 100, np.float32), SR)   # 10 ms
+    for path, status in ((film, errors.OK), (blip, errors.AUDIO_ONLY)):
+        clip = _extract(path)
+        assert clip["status"] == status and clip["has_audio"], clip["error"]
+        assert all(clip[c] is None for c in RECIPE_COLUMNS), path.name
+        assert clip["speech_fraction"] == 0.0 and "no speech" in clip["error"]
+
+
+def test_silence_casts_no_audio_vote(tmp_path: Path) -> None:
+    """Through the score rows: a silent wav gets no audio probabilities and no label."""
+    from types import SimpleNamespace
+
+    from mer_ray.media.extract import ClipExtractor
+    from mer_ray.media.options import ExtractOptions
+    from mer_ray.sample.mux import write_wav
+    from mer_ray.score.fusion import FusionWeights
+    from mer_ray.score.predictors import predict_audio
+    from mer_ray.score.rows import extraction_rows, fuse_row
+
+    class Voice:                    # an audio model that would call everything 'angry'
+        info = SimpleNamespace(speaker_norm=False)
+
+        def predict(self, x):
+            return np.tile(np.eye(7, dtype=np.float32)[0], (len(x), 1))
+
+    path = write_wav(tmp_path / "quiet.wav", np.zeros(2 * SR, np.float32), SR)
+    extraction = ClipExtractor(ExtractOptions(faces=False, audio_aug_copies=0,
+                                              rich_audio=False)).extract(str(path))
+    table = predict_audio(Voice(), extraction_rows([{"path": str(path)}], [extraction],
+                                                   "audio_features"))
+    row = fuse_row(table.to_pylist()[0], FusionWeights(), {"audio": "audio:x:0"}, False)
+    assert row["status"] == "no_signal" and row["emotion"] is None
+    assert row["audio_probs"] is None and row["confidence"] is None
+    assert row["speech_fraction"] == 0.0
+
+
+@pytest.mark.real_data
+def test_real_speech_keeps_its_audio_vector(speech_wav: Path) -> None:
+    clip = _extract(speech_wav)
+    assert clip["status"] == errors.AUDIO_ONLY and clip["error"] is None
+    assert clip["audio_features"] is not None and len(clip["audio_features"]) == 162
+    assert 0.1 < clip["speech_fraction"] < 1.0

@@ -103,3 +103,16 @@ def test_parse_weights(tmp_path):
     assert FusionWeights.parse(str(path)) == FusionWeights(0.2, 0.8)
     with pytest.raises(ValueError):
         FusionWeights.parse("0.5")
+
+
+def test_partial_row_is_not_scored_as_whole():
+    """A damaged file's row keeps its decoded faces' count but gets no label."""
+    from mer_ray.score.rows import fuse_row
+
+    row = {"path": "cut.mp4", "status": "partial", "keyframes": 3, "faces": 3,
+           "error": "decoding stopped at 21 of ~60 frames (damaged or cut file)",
+           "_face_probs": FRAMES, "_audio_probs": AUDIO, "_kf_index": [], "_kf_time": [],
+           "_kf_face": [], "_boxes": []}
+    out = fuse_row(row, FusionWeights(), {"visual": "v", "audio": "a"}, False)
+    assert (out["status"], out["fusion_mode"], out["emotion"]) == ("partial", NONE, None)
+    assert out["confidence"] is None and out["faces"] == 3 and "damaged" in out["error"]

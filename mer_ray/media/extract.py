@@ -4,6 +4,8 @@
 face of each, decodes the audio track and computes each audio recipe's vector
 (media/audio_recipes.py: the 162-D thesis features, plus augmented copies for training, and
 the rich vector). It never raises: a failure becomes ``status`` + ``error`` in the result.
+A track with too little speech (media/voice_activity.py: silence, a click) gets no audio
+vector, so it casts no audio vote; a decode that stops early on a damaged file is ``partial``.
 Both the preprocess job and the score job call it.
 """
 from __future__ import annotations
@@ -34,6 +36,7 @@ def _empty_clip() -> dict:
     return {"duration_s": None, "fps": None, "width": None, "height": None, "frames_decoded": 0,
             "skip_used": None, "keyframes": 0, "faces_found": 0, "no_face_frames": 0,
             "has_audio": False, "audio_seconds": None, "audio_truncated": False,
+            "speech_fraction": None,
             **{column: None for column in RECIPE_COLUMNS},
             "status": st.OK, "error": None,
             "t_decode_s": 0.0, "t_faces_s": 0.0, "t_audio_s": 0.0, "t_total_s": 0.0}
@@ -133,22 +136,38 @@ class ClipExtractor:
             y = track.samples
             clip.update(has_audio=True, audio_seconds=len(y) / track.sample_rate,
                         audio_truncated=bool(track.truncated))
+            if clip["duration_s"] is None:
+                clip["duration_s"] = clip["audio_seconds"]
             if track.stopped_early:
                 return MediaError(st.PARTIAL, f"audio decoding stopped at {track.seconds:.2f} of "
                                               f"{track.stated_seconds:.2f} s (damaged or cut file)")
+            if not _voiced(y, track.sample_rate, clip):
+                return None
             for recipe in audio_recipes(self.opts):
                 clip[recipe.column] = recipe.features(y, track.sample_rate).tolist()
                 if recipe.aug_column is not None and self.opts.audio_aug_copies > 0:
                     seed = zlib.crc32(name.encode()) ^ self.opts.seed
                     aug = recipe.augmented(y, track.sample_rate, self.opts.audio_aug_copies, seed)
                     clip[recipe.aug_column] = np.asarray(aug).tolist()
-            if clip["duration_s"] is None:
-                clip["duration_s"] = clip["audio_seconds"]
         except MediaError as err:
             return err
         finally:
             clip["t_audio_s"] = time.perf_counter() - t0
         return None
+
+
+def _voiced(y: np.ndarray, sr: int, clip: dict) -> bool:
+    """Record the track's speech fraction; False (with a note) when it holds too little speech
+    to vote on (voice_activity.enough_speech): silence gets no audio vector."""
+    from mer_ray.media.voice_activity import enough_speech, speech_mask
+
+    mask = speech_mask(y, sr)
+    clip["speech_fraction"] = float(mask.mean()) if mask.size else 0.0
+    if enough_speech(mask):
+        return True
+    clip["error"] = _join(clip["error"], f"no speech in the audio track ({clip['speech_fraction']:.0%} "
+                                         "of it above the speech level): no audio vote")
+    return False
 
 
 def _decide_status(has_video: bool, clip: dict, video_err: MediaError | None,

@@ -66,6 +66,9 @@ SCORES_SCHEMA = pa.schema([
     ("visual_model_id", pa.string()),
     ("audio_model_id", pa.string()),
     (AUDIO_INPUT, pa.list_(pa.float32())),  # raw audio vector: speaker-norm audio models only
+    ("speech_fraction", pa.float32()),     # share of the audio track above the speech level
+                                           # (media/voice_activity.py); null without audio.
+                                           # Added last: older shards read it as null
 ])
 
 TIMELINE_SCHEMA = pa.schema([
