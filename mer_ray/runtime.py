@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
+import sys
 from pathlib import Path
 
 from mer_ray.config import RayConfig
@@ -22,6 +24,62 @@ def cache_dir() -> Path:
     return path
 
 
+def numba_cache_dir() -> Path:
+    """numba's JIT cache (librosa's compiled functions): one folder per mer_ray, Python, numba
+    and librosa version, so no process loads code another version compiled."""
+    return cache_dir() / "numba" / _versions_tag()
+
+
+@functools.lru_cache(maxsize=1)
+def _versions_tag() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def ver(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "none"
+
+    return (f"mer_ray{ver('mer_ray')}-py{sys.version_info[0]}.{sys.version_info[1]}"
+            f"-numba{ver('numba')}-librosa{ver('librosa')}")
+
+
+NUMBA_WARM_MARKER = "warm"
+"""File in the numba cache folder written once every audio function is compiled into it."""
+
+
+def warm_numba_cache(warm_up=None) -> None:
+    """Compile the audio features' numba functions into this machine's cache once, one process
+    at a time, before the first input. Numba writes a cache entry as an index file plus a code
+    file; two processes compiling at once can leave an index pointing at another signature's
+    code, and a worker loading it crashes (SIGSEGV). So the first process to get here takes an
+    exclusive lock on the cache folder, compiles (``warm_up``: media.audio_recipes.warm_up,
+    about a minute of CPU on a cold cache) and writes NUMBA_WARM_MARKER; processes waiting on
+    the lock, and every later one, find the marker and only read the cache."""
+    folder = Path(os.environ.get("NUMBA_CACHE_DIR") or numba_cache_dir())
+    marker = folder / NUMBA_WARM_MARKER
+    if marker.exists():
+        return
+    if warm_up is None:
+        from mer_ray.media.audio_recipes import warm_up
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as lock:
+        _lock(lock)
+        if marker.exists():
+            return
+        warm_up()
+        marker.write_text("every audio recipe's numba functions are compiled here\n")
+
+
+def _lock(handle) -> None:
+    """An exclusive advisory lock on ``handle``, released when it is closed (POSIX only)."""
+    try:
+        import fcntl
+    except ImportError:             # no fcntl (Windows): no lock
+        return
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+
+
 def worker_env() -> dict[str, str]:
     """Environment every process of a job gets (driver and Ray workers): with the console
     mode's variables (mer_ray.console.process_env: TF and Ray Data quiet unless -v)."""
@@ -30,7 +88,7 @@ def worker_env() -> dict[str, str]:
     quiet = {k: os.environ.get(k, v) for k, v in console.process_env(console.level()).items()}
     return {
         **quiet,
-        "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(cache_dir() / "numba")),
+        "NUMBA_CACHE_DIR": os.environ.get("NUMBA_CACHE_DIR", str(numba_cache_dir())),
         "TF_CPP_MIN_LOG_LEVEL": quiet.get("TF_CPP_MIN_LOG_LEVEL",
                                           os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")),
         "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", "ignore::UserWarning"),

@@ -58,16 +58,20 @@ def extract_item(extractor: ClipExtractor, item: dict) -> Extraction:
 
 class ExtractActor:
     """Ray Data actor: one ClipExtractor per actor; a batch of input rows -> ``to_rows``.
-    ``warm_up_audio``: compute features of silence once at start-up, so librosa/numba's
-    first-call cost (seconds) is not charged to the first input's timings."""
+    With audio on, the machine's numba cache is first filled by one actor at a time
+    (runtime.warm_numba_cache: concurrent compiles can corrupt it). ``warm_up_audio``: also
+    compute features of silence once at start-up, so loading librosa/numba's compiled code
+    (seconds) is not charged to the first input's timings."""
 
     def __init__(self, opts: ExtractOptions, to_rows: RowsFn, warm_up_audio: bool = False):
-        from mer_ray.runtime import configure_process, limit_cv2_threads
+        from mer_ray.runtime import configure_process, limit_cv2_threads, warm_numba_cache
 
         configure_process()
         limit_cv2_threads()
         self.extractor = ClipExtractor(dataclasses.replace(opts, decode_threads=1))
         self.to_rows = to_rows
+        if opts.audio:
+            warm_numba_cache()
         if warm_up_audio and opts.audio:
             import numpy as np
 

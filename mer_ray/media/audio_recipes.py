@@ -95,3 +95,17 @@ def recipe_for_column(column: str) -> AudioRecipe | None:
 def recipe_for_length(length: int) -> list[AudioRecipe]:
     """Recipes whose vectors have ``length`` entries (to explain a shape mismatch)."""
     return [r for r in AUDIO_RECIPES.values() if r.length == length]
+
+
+def warm_up(sr: int = 22_050) -> None:
+    """Run every recipe's features and augmented copies once on 1 s of a noisy tone (float32,
+    as decoded audio is), so that every numba function they use is compiled (and written to
+    numba's cache when one is set) before real inputs arrive."""
+    t = np.arange(sr, dtype=np.float32) / sr
+    noise = np.random.default_rng(0).normal(0, 0.02, sr).astype(np.float32)
+    y = (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2 + noise)
+    y = y.astype(np.float32)
+    for recipe in AUDIO_RECIPES.values():
+        recipe.features(y, sr)
+        if recipe.aug_column is not None:
+            recipe.augmented(y, sr, 2, 0)
