@@ -52,12 +52,37 @@ def test_orphans_and_temporaries_are_cleaned_by_the_lock_holder(tmp_path):
     assert not orphan.exists() and not tmp.exists()
 
 
-def test_without_the_lock_nothing_is_deleted(tmp_path):
-    """Temporaries may belong to a live run that holds the lock: only the holder cleans."""
+def test_nothing_is_deleted_while_another_run_holds_the_lock(tmp_path):
+    """Temporaries may belong to the live run that holds the lock: it alone cleans."""
+    import json
+    import socket
+    import time
+
     s, orphan, tmp = _killed_run(tmp_path)
+    (tmp_path / "out" / "_lock.json").write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+         "heartbeat": time.time(), "token": "another-run"}))
     assert s.done_paths() == {"x"}
     assert s.clean() == 0
     assert orphan.exists() and tmp.exists()
+    (tmp_path / "out" / "_lock.json").unlink()           # that run ended
+    assert s.clean() == 2
+
+
+def test_damaged_shard_is_left_in_place_while_another_run_holds_the_lock(tmp_path):
+    import json
+    import socket
+    import time
+
+    s = store(tmp_path)
+    s.write_shard("a", tables(["x", "y"]))
+    s.write_shard("b", tables(["z"]))
+    bad = tmp_path / "out" / "main" / "part-b.parquet"
+    _truncate(bad)
+    (tmp_path / "out" / "_lock.json").write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+         "heartbeat": time.time(), "token": "another-run"}))
+    assert s.done_paths() == {"x", "y"} and bad.exists()
 
 
 def _truncate(path, keep=20):
@@ -73,7 +98,6 @@ def test_damaged_shard_is_skipped_by_readers_and_left_in_place(tmp_path):
     assert s.read("main").column("path").to_pylist() == ["x", "y"]
     assert s.read("side").num_rows == 4          # the damaged shard's twin is left out too
     assert list(s.damaged) == [str(bad)] and "magic" in s.damaged[str(bad)].lower()
-    assert s.done_paths() == {"x", "y"}         # no lock: its inputs count as not done
     assert bad.exists() and not (tmp_path / "out" / "_quarantine").exists()
 
 

@@ -50,6 +50,21 @@ def holds(out: str) -> bool:
     return _key(fs, root) in _HELD
 
 
+def busy(out: str) -> bool:
+    """True when another live run holds the lock of ``out`` (not this process, not stale)."""
+    if holds(out):
+        return False
+    lock = OutLock(out)
+    info = lock._read()
+    return info is not None and stale_reason(info) is None
+
+
+def may_clean(out: str) -> bool:
+    """Whether this process may delete half-written files in ``out`` or move damaged ones:
+    it holds the lock, or no live run does (an unlocked caller such as the Python API)."""
+    return holds(out) or not busy(out)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

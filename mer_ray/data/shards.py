@@ -170,12 +170,12 @@ class ShardStore:
     def recover(self) -> int:
         """The writer's start: quarantine damaged shards (their inputs are then not done) and
         delete what a killed run left half-written. Only while this process holds the
-        directory's lock (``out_lock``), so it never touches a live run's files; without the
-        lock nothing changes and readers skip damaged files. Returns the shards moved aside."""
+        directory's lock (``out_lock``) or no live run does, so it never touches a live run's
+        files; otherwise nothing changes and readers skip damaged files. Returns the shards moved aside."""
         from mer_ray.data import out_lock
 
-        if not out_lock.holds(self.out):
-            log.debug("%s: not holding its lock; no clean-up", self.out)
+        if not out_lock.may_clean(self.out):
+            log.debug("%s: another run holds its lock; no clean-up", self.out)
             return 0
         damaged = self.damaged_shards()
         for shard_id, (path, why) in damaged.items():
@@ -186,11 +186,11 @@ class ShardStore:
         return len(damaged)
 
     def clean(self) -> int:
-        """Delete temporaries and orphans of a killed run; return how many files went. Only
-        while this process holds the directory's lock (else 0: they may be a live run's)."""
+        """Delete temporaries and orphans of a killed run; return how many files went. Not
+        while another live run holds the directory's lock (0: they may be that run's)."""
         from mer_ray.data import out_lock
 
-        if not out_lock.holds(self.out):
+        if not out_lock.may_clean(self.out):
             return 0
         committed, removed = self.committed_ids(), 0
         for name in self.schemas:
@@ -210,7 +210,7 @@ class ShardStore:
 
         self.recover()
         table = self.read(self.primary, columns=["path"])
-        if self.damaged and out_lock.holds(self.out):     # damaged past the footer
+        if self.damaged and out_lock.may_clean(self.out):     # damaged past the footer
             for path in list(self.damaged):
                 self._quarantine_file(path)
         return set(table.column("path").to_pylist())
