@@ -302,6 +302,71 @@ def _alive(procs: list) -> list:
     return alive
 
 
+# ------------------------------------------------------------------------- worker nodes
+@dataclass
+class LocalNode:
+    """A worker raylet joined to a LocalHead by ``start_worker_node`` (its own process session)."""
+
+    session_id: int
+    node_id: str = ""
+
+    def processes(self) -> list:
+        """Live processes of this node (raylet, its workers, its agents)."""
+        return session_processes(self.session_id)
+
+    def kill(self) -> int:
+        """SIGKILL every process of this node at once: the node dies as a machine would."""
+        procs = self.processes()
+        for proc in procs:
+            try:
+                proc.send_signal(signal.SIGKILL)
+            except Exception:       # psutil.Error: it ended meanwhile
+                pass
+        return len(procs)
+
+
+def start_worker_node(head: LocalHead, num_cpus: int = 1, object_store_mb: int = 256,
+                      timeout_s: float = 120.0) -> LocalNode:
+    """`ray start --address HEAD` in a new process session; waits until the head sees the node
+    (its node id is then known). ``head.stop`` ends it too (same temp dir)."""
+    import ray
+
+    before = _node_ids(head)
+    cmd = [sys.executable, "-m", "ray.scripts.scripts", "start",
+           f"--address=127.0.0.1:{head.gcs_port}", f"--num-cpus={num_cpus}",
+           f"--object-store-memory={object_store_mb * 1024 * 1024}", "--disable-usage-stats"]
+    log_path = head.temp_dir / f"ray-start-worker-{len(before)}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=auth_env(head.token_path),
+                                start_new_session=True)
+    node = LocalNode(session_id=proc.pid)
+    if proc.wait(timeout=timeout_s) != 0:
+        node.kill()
+        raise RuntimeError(f"`ray start --address` failed:\n{log_path.read_text(errors='replace')[-4000:]}")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        new = _node_ids(head) - before
+        if new:
+            node.node_id = new.pop()
+            return node
+        time.sleep(0.5)
+    node.kill()
+    raise RuntimeError("worker node did not register with the head")
+
+
+def _node_ids(head: LocalHead) -> set[str]:
+    """Ids of the head's alive nodes (from the job server's state API)."""
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(f"{head.address}/nodes?view=summary",
+                                     headers=auth_headers(head.token))
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        data = json.loads(resp.read())
+    nodes = data.get("data", {}).get("summary", [])
+    return {n["raylet"]["nodeId"] for n in nodes if n.get("raylet", {}).get("state") == "ALIVE"}
+
+
 # ------------------------------------------------------------------------- ray job CLI
 def submit_command(entrypoint: Sequence[str], address: str, working_dir: str = ".",
                    submission_id: str | None = None, wait: bool = False,
