@@ -311,3 +311,19 @@ def test_page_in_a_browser_runs_its_script_sorts_and_logs_no_errors(report, tmp_
     expected = sorted((r["confidence"] for r in report["rows"] if r["confidence"] is not None),
                       reverse=True)
     assert shown == [f"{c:.3f}" for c in expected] + ["-"]   # the unscored row last
+
+
+def test_damaged_shard_is_named_in_metrics_and_page(tmp_path):
+    """A committed scores shard that does not read: evaluate still writes the page from the
+    other shards, and both metrics.json and the page name the damaged file."""
+    scores, rows = make_output(tmp_path)
+    store = scores_store(scores)
+    store.write_shard("s2", {SCORES_DIR: to_table([score_row(str(tmp_path / "x.mp4"), "sad",
+                                                             probs("sad", .8), None)], SCORES_SCHEMA)})
+    damaged = Path(scores) / SCORES_DIR / "part-s2.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    metrics = evaluate(scores, str(tmp_path / "report"))
+    assert metrics["rows"] == len(rows)
+    assert [Path(p).name for p in metrics["skipped_shards"]] == ["part-s2.parquet"]
+    html = Path(metrics["report"]).read_text(encoding="utf-8")
+    assert "1 damaged shard(s) did not read" in html and "part-s2.parquet" in html

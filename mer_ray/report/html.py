@@ -225,6 +225,17 @@ def _faces(timeline: pd.DataFrame | None) -> list[str]:
     return head + lines
 
 
+def _skipped(metrics: dict) -> str:
+    """A warning naming committed shards that did not read (their rows are not in this page)."""
+    paths = metrics.get("skipped_shards") or []
+    if not paths:
+        return ""
+    items = "".join(f"<li><code>{escape(str(p))}</code></li>" for p in paths)
+    return (f"<p class=warn>{len(paths)} damaged shard(s) did not read; their rows are not in "
+            f"this report (the next score run moves them aside and redoes their inputs):</p>"
+            f"<ul>{items}</ul>")
+
+
 def _nav(parts: list[str]) -> str:
     """Links to the page's sections (every <h2> with an id)."""
     found = re.findall(r"<h2 id=([\w-]+)>([^<]+)</h2>", "\n".join(parts))
@@ -239,7 +250,7 @@ def render_evaluation(metrics: dict, inputs: ReportInputs | None = None) -> str:
         paths = plotted_paths(inputs.timeline)
         anchors = {p: f"tl-{i}" for i, p in enumerate(paths)}
         parts += ["<h2 id=videos>Videos</h2>", video_table(inputs.rows, anchors),
-                  "<h2 id=failed>Failed inputs</h2>", failed_table(inputs.rows),
+                  "<h2 id=failed>Failed inputs</h2>", _skipped(metrics), failed_table(inputs.rows),
                   *_timelines(inputs.rows, inputs.timeline, anchors), *_faces(inputs.timeline)]
     parts += _confusion(metrics, inputs.images_dir if inputs else None)
     parts += _per_class(metrics)

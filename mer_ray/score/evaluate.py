@@ -119,6 +119,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     metrics = {
         "scores": cfg.scores, "labels": cfg.labels, "rows": len(all_rows), "labelled": len(df),
+        "skipped_shards": list(all_rows.attrs.get("skipped_shards", [])),
         "run": run_metadata(cfg.scores, timeline),
         "status": dict(sorted(Counter(all_rows["status"]).items())),
         "fusion_mode": dict(sorted(Counter(all_rows["fusion_mode"]).items())),
