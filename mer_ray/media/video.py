@@ -293,7 +293,8 @@ class KeyframeReader:
         if self.info.width <= 0 or self.info.height <= 0:
             self.close()
             raise MediaError(errors.TRUNCATED, f"{kind} container opened but the video stream "
-                                               f"has no frame size: {self.path}")
+                                               f"has no frame size or codec (corrupt header): "
+                                               f"{self.path}")
         self.skip_used = self._stride()
         self._start = stream.start_time or 0
         self._index_scale = (float(stream.time_base) * self.info.fps
@@ -398,8 +399,9 @@ def _stream_info(stream, container_duration: int | None = None) -> VideoInfo:
     stated = bool(count)
     if not count and fps and container_duration:
         count = round(container_duration / 1_000_000 * fps)
-    ctx = stream.codec_context
-    return VideoInfo(int(ctx.width or 0), int(ctx.height or 0), fps, count,
+    ctx = stream.codec_context        # None when the stream's codec is unknown (damaged header)
+    width, height = (int(ctx.width or 0), int(ctx.height or 0)) if ctx is not None else (0, 0)
+    return VideoInfo(width, height, fps, count,
                      count / fps if fps else 0.0, count_stated=stated)
 
 
