@@ -5,6 +5,10 @@ import argparse
 
 from mer_ray.commands.extract_args import add_extract_arguments, extract_options_from_args
 from mer_ray.config import RayConfig, ScoreConfig
+from mer_ray.media.options import FACE_MODES
+
+MAX_FACES = 4
+"""--max-faces default."""
 
 NAME = "score"
 HELP = ("score a video archive with both models (Ray Data) and fuse their predictions "
@@ -36,6 +40,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "'w_visual,w_audio' or a JSON file from tune-fusion (default: "
                         "%(default)s, as in the thesis)")
     p.add_argument("--timeline", action="store_true", help="also write one row per keyframe")
+    p.add_argument("--segments", type=float, default=None, metavar="W",
+                   help="also score the video in windows of W seconds: one row per (window, "
+                        "face track) in OUT/segments/ (mean face probabilities, the window's "
+                        "audio, their fusion), and each video's share of time per emotion; the "
+                        "whole audio track is decoded")
+    p.add_argument("--hop", type=float, default=None, metavar="H",
+                   help="with --segments: seconds from one window's start to the next "
+                        "(default: W, windows side by side; less than W overlaps them)")
+    p.add_argument("--faces", default="largest", choices=list(FACE_MODES),
+                   help="largest (default): the largest face of each keyframe; all: every "
+                        "face (up to --max-faces), linked across keyframes into face tracks")
+    p.add_argument("--max-faces", type=int, default=None, metavar="N",
+                   help=f"with --faces all: faces per keyframe at most (default: {MAX_FACES})")
     p.add_argument("--gpus-per-worker", type=float, default=0.0,
                    help="GPUs per visual model actor (e.g. 1, or 0.5 to run two per GPU; default: "
                         "%(default)s, CPU only)")
@@ -78,8 +95,29 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         audio_workers=args.audio_workers, model_cpus=args.model_cpus,
         extract_workers=args.extract_workers, visual_batch_videos=args.visual_batch,
         audio_batch_videos=args.audio_batch, videos_per_shard=args.videos_per_shard,
-        extract=extract_options_from_args(args), allow_empty=args.allow_empty,
+        extract=extract_options_from_args(
+            args, face_mode=args.faces, segment_s=args.segments, hop_s=args.hop,
+            max_faces=MAX_FACES if args.max_faces is None else args.max_faces),
+        allow_empty=args.allow_empty,
         ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
+
+
+def check_segment_flags(args: argparse.Namespace) -> None:
+    """--segments / --hop / --faces / --max-faces make sense together (UsageError if not)."""
+    import math
+
+    from mer_ray.commands.checks import UsageError
+
+    for flag, value in (("--segments", args.segments), ("--hop", args.hop)):
+        if value is not None and not (math.isfinite(value) and value >= 0.001):
+            raise UsageError(f"{flag} must be a number of seconds >= 0.001, got {value:g}")
+    if args.hop is not None and args.segments is None:
+        raise UsageError("--hop needs --segments W (the window length)")
+    if args.max_faces is not None:
+        if args.faces != "all":
+            raise UsageError("--max-faces needs --faces all")
+        if args.max_faces < 1:
+            raise UsageError(f"--max-faces must be at least 1, got {args.max_faces}")
 
 
 def format_summary(summary: dict) -> str:
@@ -102,7 +140,9 @@ def format_summary(summary: dict) -> str:
             f"{orphan_line}{moved_line}"
             f"fusion: {modes}\n{norm_line}"
             f"this run: {run['scored']} scored in {run['seconds']} s ({speed})\n"
-            f"scores: {summary['out']}/scores/  summary: {summary['out']}/summary.json")
+            f"scores: {summary['out']}/scores/  summary: {summary['out']}/summary.json"
+            + (f"\nsegments: {summary['segments']} rows in {summary['out']}/segments/"
+               if summary.get("segments") is not None else ""))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -113,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
     checks.input_path(args.source, "ARCHIVE")
     checks.out_folder(args.out)
     checks.fusion_weights(args.fusion_weights)
+    check_segment_flags(args)
     try:
         visual, audio = resolve_pair(args.visual, args.audio)
     except ValueError as err:

@@ -1,12 +1,16 @@
 """Everything the pipeline takes from one input file, in one pass, without Ray.
 
 ``ClipExtractor.extract(path)`` decodes keyframes (every ``skip``-th frame), crops the largest
-face of each, decodes the audio track and computes each audio recipe's vector
+face of each (``face_mode`` all: every face, up to ``max_faces``, linked into tracks by
+media/tracks.py), decodes the audio track and computes each audio recipe's vector
 (media/audio_recipes.py: the 162-D thesis features, plus augmented copies for training, and
 the rich vector). It never raises: a failure becomes ``status`` + ``error`` in the result.
 A track with too little speech (media/voice_activity.py: silence, a click) gets no audio
 vector, so it casts no audio vote; a decode that stops early on a damaged file is ``partial``.
-Both the preprocess job and the score job call it.
+With ``segment_s`` set (score --segments) the whole track is decoded, whatever
+``max_audio_s`` says, and kept as ``Extraction.audio`` for the per-window features; the clip's
+own vector still covers the first ``max_audio_s`` seconds. Both the preprocess job and the
+score job call it.
 """
 from __future__ import annotations
 
@@ -25,11 +29,16 @@ from mer_ray.media.options import ExtractOptions
 
 @dataclass
 class Extraction:
-    """Media part of a clips row, plus one dict per keyframe that had a face."""
+    """Media part of a clips row, plus one dict per face crop (keyframe order; with
+    ``face_mode`` all, several per keyframe, left to right): ``frame_index``, ``timestamp_s``,
+    ``face``, ``box``, ``keyframe`` (position in ``keyframe_times``) and ``track_id``. ``audio``:
+    the whole decoded track (mono, ``audio_rate`` Hz), kept only with ``segment_s``."""
 
     clip: dict
     frames: list[dict] = field(default_factory=list)
     keyframe_times: list[tuple[int, float]] = field(default_factory=list)
+    audio: np.ndarray | None = None
+    audio_rate: int | None = None
 
 
 def _empty_clip() -> dict:
@@ -77,7 +86,7 @@ class ClipExtractor:
             has_video = has_video_stream(path)
             video_err = self._video(path, result) if has_video else None
             partial = video_err is not None and video_err.status == st.PARTIAL
-            audio_err = (self._audio(path, clip, name or path)
+            audio_err = (self._audio(path, result, name or path)
                          if self.opts.audio and not partial else None)
             clip["status"], clip["error"] = _decide_status(has_video, clip, video_err, audio_err,
                                                            self.opts)
@@ -90,32 +99,35 @@ class ClipExtractor:
 
     def _video(self, path: str, result: Extraction) -> MediaError | None:
         """Keyframes + face crops into ``result``; the error if the video can't be read."""
-        from mer_ray.media.faces import FaceTracker, crop_face
+        from mer_ray.media.faces import crop_face
         from mer_ray.media.video import KeyframeReader
 
         clip, t_faces = result.clip, 0.0
-        track = FaceTracker(self.detector, self.opts.redetect_every) if self.detector else None
+        find = self._face_finder()
         t0 = time.perf_counter()
         try:
             with KeyframeReader(path, self.opts.skip, self.opts.max_keyframes,
                                 self.opts.decode_threads) as reader:
                 info = reader.info
                 for kf in reader:
+                    k = len(result.keyframe_times)
                     result.keyframe_times.append((kf.index, kf.timestamp_s))
-                    if self.detector is None:
+                    if find is None:
                         continue
                     t1 = time.perf_counter()
-                    box = track(kf.image)
-                    if box is None:
-                        clip["no_face_frames"] += 1
-                    else:
-                        result.frames.append({"frame_index": kf.index, "timestamp_s": kf.timestamp_s,
-                                              "face": crop_face(kf.image, box), "box": list(box)})
+                    boxes = find(kf.image)
+                    clip["no_face_frames"] += not boxes
+                    result.frames.extend({"frame_index": kf.index, "timestamp_s": kf.timestamp_s,
+                                          "face": crop_face(kf.image, box), "box": list(box),
+                                          "keyframe": k, "track_id": 0} for box in boxes)
                     t_faces += time.perf_counter() - t1
+                if self.opts.face_mode == "all":
+                    result.frames = _tracked(result.frames, len(result.keyframe_times),
+                                             [t for _, t in result.keyframe_times])
                 clip.update(duration_s=info.duration_s, fps=info.fps, width=info.width,
                             height=info.height, frames_decoded=reader.frames_decoded,
                             skip_used=reader.skip_used, keyframes=len(result.keyframe_times),
-                            faces_found=len(result.frames))
+                            faces_found=len({f["keyframe"] for f in result.frames}))
                 if reader.stopped_early:
                     return MediaError(st.PARTIAL, f"decoding stopped at {reader.frames_seen} of "
                                                   f"~{info.frame_count} frames (damaged or cut file)")
@@ -126,16 +138,33 @@ class ClipExtractor:
             clip["t_faces_s"] = t_faces
         return None
 
-    def _audio(self, path: str, clip: dict, name: str) -> MediaError | None:
-        """Decode the track and compute features into ``clip``; the error if it can't."""
+    def _face_finder(self):
+        """keyframe image -> its face boxes: the largest (FaceTracker) or every one, per
+        ``face_mode``; None without a detector."""
+        from mer_ray.media.faces import FaceTracker
+
+        if self.detector is None:
+            return None
+        if self.opts.face_mode == "all":
+            return lambda image: self.detector.detect_faces(image, self.opts.max_faces)
+        track = FaceTracker(self.detector, self.opts.redetect_every)
+        return lambda image: [box] if (box := track(image)) is not None else []
+
+    def _audio(self, path: str, result: Extraction, name: str) -> MediaError | None:
+        """Decode the track and compute features into ``result.clip``; the error if it can't."""
         from mer_ray.media.audio import decode_audio
 
+        clip = result.clip
         t0 = time.perf_counter()
+        segments = self.opts.segment_s is not None
         try:
-            track = decode_audio(path, SAMPLE_RATE, self.opts.max_audio_s)
-            y = track.samples
-            clip.update(has_audio=True, audio_seconds=len(y) / track.sample_rate,
-                        audio_truncated=bool(track.truncated))
+            track = decode_audio(path, SAMPLE_RATE, None if segments else self.opts.max_audio_s)
+            if segments:
+                result.audio, result.audio_rate = track.samples, track.sample_rate
+            y = track.samples[:_samples(self.opts.max_audio_s, track.sample_rate)]
+            clip.update(has_audio=True, audio_seconds=len(track.samples) / track.sample_rate,
+                        audio_truncated=bool(track.truncated)
+                        or len(track.samples) - len(y) > 0.05 * track.sample_rate)
             if clip["duration_s"] is None:
                 clip["duration_s"] = clip["audio_seconds"]
             if track.stopped_early:
@@ -154,6 +183,25 @@ class ClipExtractor:
         finally:
             clip["t_audio_s"] = time.perf_counter() - t0
         return None
+
+
+def _samples(seconds: float | None, sr: int) -> int | None:
+    return None if seconds is None else int(round(seconds * sr))
+
+
+def _tracked(frames: list[dict], n_keyframes: int, timestamps: list[float]) -> list[dict]:
+    """``frames`` (every face of every keyframe) with a ``track_id`` each (media.tracks);
+    duplicate boxes of one face are dropped."""
+    from mer_ray.media.tracks import link_tracks
+
+    per_kf: list[list[dict]] = [[] for _ in range(n_keyframes)]
+    for f in frames:
+        per_kf[f["keyframe"]].append(f)
+    ids = link_tracks([[tuple(f["box"]) for f in fs] for fs in per_kf], timestamps)
+    out = []
+    for fs, tids in zip(per_kf, ids):
+        out.extend({**f, "track_id": tid} for f, tid in zip(fs, tids) if tid is not None)
+    return out
 
 
 def _voiced(y: np.ndarray, sr: int, clip: dict) -> bool:

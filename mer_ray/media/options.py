@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from mer_ray.media.constants import AUDIO_AUG_COPIES, DETECT_WIDTH, REDETECT_EVERY, SKIP_NO
 
 
+FACE_MODES = ("largest", "all")
+"""How many faces of a keyframe are cropped: the largest, or every one (up to max_faces)."""
+
+
 @dataclass
 class ExtractOptions:
     """Extraction settings shared by every job that decodes media."""
@@ -40,6 +44,12 @@ class ExtractOptions:
         "help": "larger files get status too_large, not decoded"})
     seed: int = field(default=0, metadata={
         "help": "seed of the audio augmentation (with each input's name)"})
+    face_mode: str = "largest"          # largest: one face per keyframe; all: up to max_faces,
+                                        # linked into tracks (media/tracks.py)
+    max_faces: int = 4                  # faces per keyframe at most with face_mode "all"
+    segment_s: float | None = None      # score --segments: window seconds (audio features per
+                                        # window, the whole audio track decoded); None: off
+    hop_s: float | None = None          # start-to-start seconds of windows; None: segment_s
     faces: bool = True                  # keyframes' face crops (score: only with a visual model)
     audio: bool = True                  # the audio track's features (score: only with an audio model)
     decode_threads: int | None = None   # FFmpeg decoder threads; 1 in Ray workers
@@ -47,3 +57,6 @@ class ExtractOptions:
     def __post_init__(self) -> None:
         if self.detect_width == 0:      # the flag's "0 = full frame"
             self.detect_width = None
+        if self.face_mode not in FACE_MODES:
+            raise ValueError(f"face mode must be one of {', '.join(FACE_MODES)}, "
+                             f"got {self.face_mode!r}")

@@ -6,8 +6,9 @@
       -> map_batches(ExtractActor, CPU actors)          # keyframes, faces, the audio model's
                                                         # vector (data/extraction.py)
       -> map_batches(VisualStage, actors, GPU opt.)     # probabilities per face
-      -> map_batches(AudioStage, actors, GPU opt.)      # audio probabilities
+      -> map_batches(AudioStage, actors, GPU opt.)      # audio probabilities (+ per window)
       -> map_batches(fuse_rows)                         # Alg. 3.9 + status + timeline
+                                                        # (+ segment rows, --segments)
       -> write_datasink(ShardSink)                      # atomic shards, scores last
     [-> speaker_pass.finalize]        # speaker-normalised audio model only: audio probabilities
                                       # with every scored clip's per-speaker statistics, re-fused
@@ -33,19 +34,42 @@ from mer_ray.score.summary import summarize_scores
 
 log = logging.getLogger(__name__)
 
-RESUME_KEYS = ("model_ids", "weights", "skip", "timeline")
-"""run.json entries an output directory's earlier rows must share with a new run."""
+RESUME_KEYS = ("model_ids", "weights", "skip", "timeline", "segments", "faces")
+"""run.json entries an output directory's earlier rows must share with a new run (a key
+missing from an older run.json reads as None, today's default for segments and faces)."""
+
+
+def segment_settings(cfg: ScoreConfig) -> tuple[dict | None, dict | None]:
+    """run.json's ``segments`` and ``faces`` entries: None for the defaults (no segments, the
+    largest face), so outputs written before these options resume under the defaults."""
+    opts = cfg.extract
+    segments = (None if opts.segment_s is None else
+                {"window_s": opts.segment_s, "hop_s": opts.hop_s or opts.segment_s})
+    faces = None if opts.face_mode == "largest" else {"mode": opts.face_mode,
+                                                      "max_faces": opts.max_faces}
+    return segments, faces
+
+
+def run_record(cfg: ScoreConfig, plan: ScorePlan) -> dict:
+    """What run.json says about a run (RESUME_KEYS and the whole config)."""
+    weights = FusionWeights(cfg.w_visual, cfg.w_audio)
+    segments, faces = segment_settings(cfg)
+    return {"model_ids": plan.model_ids, "weights": weights.normalized().to_dict(),
+            "skip": cfg.extract.skip, "timeline": cfg.timeline, "segments": segments,
+            "faces": faces, "config": cfg.to_dict()}
 
 
 def check_same_run(store: ShardStore, run: dict, has_rows: bool) -> None:
-    """Refuse to mix rows from different models or weights in one output directory."""
+    """Refuse to mix rows from different models, weights or segment settings in one output
+    directory."""
     before = store.read_json(RUN_FILE)
     if not has_rows or before is None:
         return
     for key in RESUME_KEYS:
-        if before.get(key) != run[key]:
+        if before.get(key) != run.get(key):
             raise ValueError(f"{store.out} already holds scores made with {key}={before.get(key)}; "
-                             f"this run has {key}={run[key]}. Use a new --out (or delete the old one).")
+                             f"this run has {key}={run.get(key)}. Use a new --out (or delete the "
+                             "old one).")
 
 
 def _gpus(n: float) -> dict[str, float]:
@@ -76,7 +100,8 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict]):
     per_block = max(2, math.ceil(len(rows) / 20_000))
     n_blocks = max(1, math.ceil(len(rows) / per_block))
     pool = ray.data.ActorPoolStrategy
-    to_rows = functools.partial(extraction_rows, audio_column=plan.audio_column)
+    to_rows = functools.partial(extraction_rows, audio_column=plan.audio_column,
+                                opts=plan.extract)
     weights = FusionWeights(cfg.w_visual, cfg.w_audio)
     visual_batch, audio_batch = model_batches(cfg)
     ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
@@ -122,8 +147,7 @@ def _score_locked(cfg: ScoreConfig, plan: ScorePlan, items: list, started: float
     weights = FusionWeights(cfg.w_visual, cfg.w_audio)
     store = scores_store(cfg.out)
     done = store.done_paths()
-    run = {"model_ids": plan.model_ids, "weights": weights.normalized().to_dict(),
-           "skip": cfg.extract.skip, "timeline": cfg.timeline, "config": cfg.to_dict()}
+    run = run_record(cfg, plan)
     check_same_run(store, run, has_rows=bool(done))
     store.write_json(RUN_FILE, run)
     todo = [it.to_row() for it in items if it.path not in done]
@@ -149,7 +173,8 @@ def _run_pipeline(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo: li
 
     init_ray(cfg.ray)
     sink = ShardSink(functools.partial(scores_store, cfg.out),
-                     functools.partial(split_output, timeline=cfg.timeline), FUSED_SCHEMA,
+                     functools.partial(split_output, timeline=cfg.timeline,
+                                       segments=plan.segments), FUSED_SCHEMA,
                      rows_per_shard=cfg.videos_per_shard)
     with ProgressLogger(store, SCORES_DIR, total=already + len(todo), already=already), \
             one_line_errors():

@@ -35,6 +35,11 @@ class ScorePlan:
         return self.audio.feature_column if self.audio is not None else THESIS_COLUMN
 
     @property
+    def segments(self) -> bool:
+        """--segments: segment rows per (window, face track) are written."""
+        return self.extract.segment_s is not None
+
+    @property
     def speaker_norm(self) -> bool:
         """The audio model z-scores per speaker: the finalize pass predicts its outputs."""
         return self.audio is not None and self.audio.speaker_norm
@@ -65,13 +70,15 @@ def run_extract_options(base: ExtractOptions, faces: bool, audio_column: str | N
 def resolve_models(cfg: ScoreConfig, speakers: list[str | None]) -> ScoreConfig:
     """``cfg`` with ``default`` model values replaced by the bundled run dirs. The default voice
     model is the speaker-normalised one when ``speakers`` (one per input to score, None where
-    unknown) suit it (models.bundled.speaker_norm_suits)."""
+    unknown) suit it (models.bundled.speaker_norm_suits) and no segments are asked for (a
+    window's audio is scored on its own, without per-speaker statistics)."""
     from mer_ray.models.bundled import DEFAULT, bundled_dir, resolve_model, speaker_norm_suits
 
     visual = resolve_model(cfg.visual, "visual") if cfg.visual == DEFAULT else cfg.visual
     audio = cfg.audio
     if audio == DEFAULT:
-        audio = bundled_dir("audio_speaker_norm" if speaker_norm_suits(speakers) else "audio")
+        norm = cfg.extract.segment_s is None and speaker_norm_suits(speakers)
+        audio = bundled_dir("audio_speaker_norm" if norm else "audio")
     return dataclasses.replace(cfg, visual=visual, audio=audio)
 
 
@@ -88,6 +95,10 @@ def resolve_plan(cfg: ScoreConfig) -> ScorePlan:
             raise ValueError(f"--{kind} {run_dir} holds a {infos[kind].kind} model")
     if infos["audio"] is not None:
         check_audio_bundle(infos["audio"], cfg.audio, speaker_norm=True)
+        if infos["audio"].speaker_norm and cfg.extract.segment_s is not None:
+            raise ValueError(f"--audio {cfg.audio}: this audio model z-scores features per "
+                             "speaker, which --segments cannot do for single windows; use an "
+                             "audio model trained without --speaker-norm (e.g. the default)")
     column = infos["audio"].feature_column if infos["audio"] is not None else None
     return ScorePlan(infos["visual"], infos["audio"],
                      run_extract_options(cfg.extract, faces=cfg.visual is not None,

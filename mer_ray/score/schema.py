@@ -3,7 +3,9 @@
 Layout::
 
     OUT/scores/part-<shard>.parquet     one row per input (SCORES_SCHEMA), the committing table
-    OUT/timeline/part-<shard>.parquet   one row per keyframe (TIMELINE_SCHEMA), with --timeline
+    OUT/timeline/part-<shard>.parquet   one row per keyframe face (TIMELINE_SCHEMA), --timeline
+    OUT/segments/part-<shard>.parquet   one row per (window, face track) (score/segments.py
+                                        SEGMENTS_SCHEMA), with --segments
     OUT/run.json                        config, model ids, fusion weights of the last run
     OUT/summary.json                    counts per status / fusion mode, videos/s, timings
     OUT/speaker_stats.json              per-speaker feature statistics used (speaker-norm audio)
@@ -14,6 +16,7 @@ import pyarrow as pa
 
 from mer_ray.config import EMOTIONS
 from mer_ray.data.shards import ShardStore
+from mer_ray.score.segments import SEGMENTS_DIR, SEGMENTS_SCHEMA
 
 SCORES_DIR = "scores"
 TIMELINE_DIR = "timeline"
@@ -29,6 +32,9 @@ NO_SIGNAL = "no_signal"
 
 PROB_COLUMNS: tuple[str, ...] = tuple(f"p_{e}" for e in EMOTIONS)
 """The 7 fused probabilities, one column per class in EMOTIONS order."""
+
+TIME_COLUMNS: tuple[str, ...] = tuple(f"time_{e}" for e in EMOTIONS)
+"""Share of a video's labelled segment time per class (score --segments), EMOTIONS order."""
 
 _probs = pa.list_(pa.float32())
 
@@ -69,6 +75,11 @@ SCORES_SCHEMA = pa.schema([
     ("speech_fraction", pa.float32()),     # share of the audio track above the speech level
                                            # (media/voice_activity.py); null without audio.
                                            # Added last: older shards read it as null
+    # the summary over time (--segments; n_tracks also without). Added at the end: older
+    # shards read them as null
+    ("n_tracks", pa.int32()),              # face tracks seen (--faces largest: 0 or 1)
+    ("dominant_emotion_time", pa.string()),  # the emotion holding the most segment time
+    *[(c, pa.float32()) for c in TIME_COLUMNS],  # share of the labelled segment time
 ])
 
 TIMELINE_SCHEMA = pa.schema([
@@ -81,11 +92,14 @@ TIMELINE_SCHEMA = pa.schema([
     ("emotion", pa.string()),              # visual model's label for this keyframe
     ("confidence", pa.float32()),
     ("probs", _probs),                     # 7, null without a face
+    ("track_id", pa.int32()),              # face track (--faces all: one row per face of the
+                                           # keyframe; largest: 0), null without a face
 ])
 
-SCHEMAS = {SCORES_DIR: SCORES_SCHEMA, TIMELINE_DIR: TIMELINE_SCHEMA}
+SCHEMAS = {SCORES_DIR: SCORES_SCHEMA, TIMELINE_DIR: TIMELINE_SCHEMA,
+           SEGMENTS_DIR: SEGMENTS_SCHEMA}
 
 
 def scores_store(out: str) -> ShardStore:
-    """The scores (+ timeline) shard store of a score output directory."""
+    """The scores (+ timeline, segments) shard store of a score output directory."""
     return ShardStore(out, SCHEMAS, primary=SCORES_DIR)

@@ -54,42 +54,71 @@ Predict = Callable[[np.ndarray], np.ndarray]
 SpeechFraction = Callable[[np.ndarray, int], float]
 
 
-def window_audio_probs(y: np.ndarray | None, sr: int, windows: Sequence[Window],
-                       featurize: Featurize, predict: Predict,
-                       speech_fraction_fn: SpeechFraction | None = None,
-                       min_speech: float = MIN_SPEECH_FRACTION
-                       ) -> tuple[list[np.ndarray | None], list[float | None]]:
-    """Audio probabilities and speech fraction per window of the mono signal ``y``.
+def window_audio_features(y: np.ndarray | None, sr: int, windows: Sequence[Window],
+                          featurize: Featurize,
+                          speech_fraction_fn: SpeechFraction | None = None,
+                          min_speech: float = MIN_SPEECH_FRACTION,
+                          speech_mask: np.ndarray | None = None, frame_s: float = 0.03
+                          ) -> tuple[list[np.ndarray | None], list[float | None]]:
+    """The audio recipe's vector (``featurize(samples, sr)``) and the speech fraction of each
+    window of the mono signal ``y``; None as vector where the window has less speech than
+    ``min_speech`` (no audio vote), None for both without audio or past the audio's end.
 
-    Each window's samples are measured with ``speech_fraction_fn(samples, sr)`` (default:
-    ``media.voice_activity.speech_fraction``); windows with speech below ``min_speech`` get
-    None. The others are featurized one by one (``featurize(samples, sr)``, the audio recipe's
-    feature function) and predicted in one batch (``predict(X) -> (n, 7)``). ``y`` None (no
-    audio stream) gives None for both in every window, as does a window past the audio's end."""
+    The fraction is measured on the window's samples with ``speech_fraction_fn`` (default:
+    ``media.voice_activity.speech_fraction``), or, given ``speech_mask`` (one bool per
+    ``frame_s`` frame of the whole of ``y``, e.g. ``voice_activity.speech_mask(y, sr)``), read
+    from the frames the window covers: then a quiet window is judged against the loud parts
+    of the whole track rather than against itself."""
     if y is None:
         return [None] * len(windows), [None] * len(windows)
     if speech_fraction_fn is None:
         from mer_ray.media.voice_activity import speech_fraction as speech_fraction_fn
     y = np.asarray(y, dtype=np.float32).reshape(-1)
+    features: list[np.ndarray | None] = []
     fractions: list[float | None] = []
-    voiced: list[int] = []
-    features = []
-    for k, (start, end) in enumerate(windows):
+    for start, end in windows:
         samples = y[round(start * sr):round(end * sr)]
-        fraction = float(speech_fraction_fn(samples, sr)) if samples.size else None
+        if not samples.size:
+            fraction = None
+        elif speech_mask is not None:
+            lo = int(start / frame_s)
+            frames = speech_mask[lo:max(lo + 1, int(np.ceil(end / frame_s)))]
+            fraction = float(frames.mean()) if frames.size else None
+        else:
+            fraction = float(speech_fraction_fn(samples, sr))
         fractions.append(fraction)
-        if fraction is not None and fraction >= min_speech:
-            voiced.append(k)
-            features.append(np.asarray(featurize(samples, sr), dtype=np.float32))
-    probs: list[np.ndarray | None] = [None] * len(windows)
+        voiced = fraction is not None and fraction >= min_speech
+        features.append(np.asarray(featurize(samples, sr), np.float32) if voiced else None)
+    return features, fractions
+
+
+def predict_windows(features: Sequence[np.ndarray | None], predict: Predict
+                    ) -> list[np.ndarray | None]:
+    """``predict`` (X -> (n, 7)) on the windows that have a vector, in one batch; None for
+    the others."""
+    voiced = [k for k, f in enumerate(features) if f is not None]
+    probs: list[np.ndarray | None] = [None] * len(features)
     if voiced:
-        out = np.asarray(predict(np.stack(features)), dtype=np.float64)
+        out = np.asarray(predict(np.stack([features[k] for k in voiced])), dtype=np.float64)
         if out.shape != (len(voiced), NUM_CLASSES):
             raise ValueError(f"predict returned shape {out.shape} for {len(voiced)} windows, "
                              f"expected ({len(voiced)}, {NUM_CLASSES})")
         for k, row in zip(voiced, out):
             probs[k] = row
-    return probs, fractions
+    return probs
+
+
+def window_audio_probs(y: np.ndarray | None, sr: int, windows: Sequence[Window],
+                       featurize: Featurize, predict: Predict,
+                       speech_fraction_fn: SpeechFraction | None = None,
+                       min_speech: float = MIN_SPEECH_FRACTION
+                       ) -> tuple[list[np.ndarray | None], list[float | None]]:
+    """Audio probabilities and speech fraction per window of the mono signal ``y``:
+    :func:`window_audio_features`, then :func:`predict_windows` (``predict(X) -> (n, 7)``,
+    one batch). Windows with speech below ``min_speech``, or without audio, get None."""
+    features, fractions = window_audio_features(y, sr, windows, featurize, speech_fraction_fn,
+                                                min_speech)
+    return predict_windows(features, predict), fractions
 
 
 def _track_array(track_ids: Sequence[int | None] | None, n: int) -> np.ndarray:

@@ -5,10 +5,13 @@ plain function rows.fuse_rows.
 """
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 from mer_ray.score.plan import check_audio_bundle
 from mer_ray.score.predictors import predict_audio, predict_faces
+from mer_ray.score.rows import WINDOW_FEATURES_COL, WINDOW_PROBS_COL
+from mer_ray.score.segments import predict_windows
 
 
 def _prepare_process() -> None:
@@ -45,4 +48,20 @@ class AudioStage:
         check_audio_bundle(self.predictor.info, run_dir, speaker_norm=True)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return predict_audio(self.predictor, batch)
+        return predict_window_audio(self.predictor, predict_audio(self.predictor, batch))
+
+
+def predict_window_audio(predictor, batch: pa.Table) -> pa.Table:
+    """--segments: the audio model's probabilities of every window vector of ``batch`` (one
+    predict call for the batch) as WINDOW_PROBS_COL; WINDOW_FEATURES_COL dropped. A batch
+    without window vectors is returned as it is."""
+    if WINDOW_FEATURES_COL not in batch.column_names:
+        return batch
+    per_row = batch.column(WINDOW_FEATURES_COL).to_pylist()
+    flat = [None if f is None else np.asarray(f, np.float32)
+            for row in per_row for f in (row or [])]
+    probs = iter(predict_windows(flat, predictor.predict))
+    out = [None if row is None else [None if (p := next(probs)) is None else p.tolist()
+                                     for _ in row] for row in per_row]
+    table = batch.drop_columns([WINDOW_FEATURES_COL])
+    return table.append_column(WINDOW_PROBS_COL, pa.array(out, pa.list_(pa.list_(pa.float32()))))

@@ -41,6 +41,10 @@ def summarize_scores(store: ShardStore, cfg: ScoreConfig, listed: int, scored: i
         "mean_seconds_per_video": {k: _mean(cols[k]) for k in TIMINGS},
         "thesis_table_4_7": THESIS_TABLE_4_7,
     }
+    if cfg.extract.segment_s is not None:
+        from mer_ray.score.segments import SEGMENTS_DIR
+
+        summary["segments"] = store.read(SEGMENTS_DIR, columns=["path"]).num_rows
     if store.quarantined or store.damaged:
         summary["damaged_shards"] = {"moved_to": list(store.quarantined),
                                      "skipped": sorted(store.damaged)}
