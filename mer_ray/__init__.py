@@ -7,11 +7,13 @@ The Python API (``mer_ray/api.py``), loaded on first use so ``import mer_ray`` s
     df = mer_ray.score_videos("my_videos/")        # one row per file: emotion, p_<class> ...
     df = mer_ray.load_scores("scores/")            # the --out folder of `mer-ray score`
     tl = mer_ray.load_timeline("scores/")          # per keyframe (score --timeline)
+    seg = mer_ray.load_segments("scores/")         # per segment and face track (score --segments)
     model = mer_ray.load_model("runs/visual")      # a Keras model, custom layers registered
 """
 __version__ = "0.1.0"
 
-__all__ = ["score_videos", "load_scores", "load_timeline", "load_model", "__version__"]
+__all__ = ["score_videos", "load_scores", "load_timeline", "load_segments", "load_model",
+           "__version__"]
 
 _API = frozenset(__all__) - {"__version__"}
 

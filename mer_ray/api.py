@@ -9,6 +9,7 @@ Everything here is re-exported from the package (``mer_ray.score_videos`` ...); 
     df[["path", "emotion", "confidence"]]
 
     df = mer_ray.load_scores("scores/")                     # the output of `mer-ray score`
+    seg = mer_ray.load_segments("scores/")                  # per (segment, face track)
     model = mer_ray.load_model("default", kind="audio")     # the bundled voice model
 """
 from __future__ import annotations
@@ -26,7 +27,10 @@ DEFAULT = "default"
 LOCAL_BELOW = 8
 """score_videos scores up to this many inputs in this process (no Ray start-up)."""
 
-__all__ = ["score_videos", "load_scores", "load_timeline", "load_model"]
+__all__ = ["score_videos", "load_scores", "load_timeline", "load_segments", "load_model"]
+
+KNOWN_SHOWN = 5
+"""How many known videos an unknown-video error names."""
 
 
 def _model_value(value: str | os.PathLike | None) -> str | None:
@@ -137,8 +141,9 @@ def _only(df: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
 
 def _score_here(cfg, items: list, keep: bool) -> dict | None:
     """Score ``items`` in this process (score/local.py). With ``keep``, commit them to
-    ``cfg.out`` as the job would (skipping inputs already there) and return None: the caller
-    reads the folder back."""
+    ``cfg.out`` as the job would (holding the output's lock, skipping inputs already there)
+    and return None: the caller reads the folder back."""
+    from mer_ray.data.out_lock import OutLock
     from mer_ray.data.shards import shard_id_for
     from mer_ray.models.speaker_norm import UNKNOWN_SPEAKER, speaker_key
     from mer_ray.score.fusion import FusionWeights
@@ -154,21 +159,22 @@ def _score_here(cfg, items: list, keep: bool) -> dict | None:
     if not keep:
         return score_locally(cfg, [it.to_row() for it in items])
     plan = resolve_plan(cfg)
-    store = scores_store(cfg.out)
-    done = store.done_paths()
-    weights = FusionWeights(cfg.w_visual, cfg.w_audio)
-    run = {"model_ids": plan.model_ids, "weights": weights.normalized().to_dict(),
-           "skip": cfg.extract.skip, "timeline": cfg.timeline, "config": cfg.to_dict()}
-    check_same_run(store, run, has_rows=bool(done))
-    store.write_json(RUN_FILE, run)
-    todo = [it.to_row() for it in items if it.path not in done]
-    if todo:
-        tables = score_locally(cfg, todo)
-        if not cfg.timeline:
-            tables = {"scores": tables["scores"]}
-        store.write_shard(shard_id_for(r["path"] for r in todo), tables)
-    summarize_scores(store, cfg, listed=len(items), scored=len(todo),
-                     seconds=time.time() - started)
+    with OutLock(cfg.out):
+        store = scores_store(cfg.out)
+        done = store.done_paths()
+        weights = FusionWeights(cfg.w_visual, cfg.w_audio)
+        run = {"model_ids": plan.model_ids, "weights": weights.normalized().to_dict(),
+               "skip": cfg.extract.skip, "timeline": cfg.timeline, "config": cfg.to_dict()}
+        check_same_run(store, run, has_rows=bool(done))
+        store.write_json(RUN_FILE, run)
+        todo = [it.to_row() for it in items if it.path not in done]
+        if todo:
+            tables = score_locally(cfg, todo)
+            if not cfg.timeline:
+                tables = {"scores": tables["scores"]}
+            store.write_shard(shard_id_for(r["path"] for r in todo), tables)
+        summarize_scores(store, cfg, listed=len(items), scored=len(todo),
+                         seconds=time.time() - started, listed_paths={it.path for it in items})
     return None
 
 
@@ -208,6 +214,88 @@ def load_timeline(scores_dir: str | os.PathLike, columns: list[str] | None = Non
     from mer_ray.score.schema import TIMELINE_DIR
 
     return _read(scores_dir, TIMELINE_DIR, columns)
+
+
+def _segments_store(scores_dir: str):
+    """The score output's shard store with the segments table: segment shards are read only
+    where their scores shard is committed, and damaged files are skipped."""
+    from mer_ray.data.shards import ShardStore
+    from mer_ray.score.schema import SCHEMAS, SCORES_DIR, scores_store
+    from mer_ray.score.segments import SEGMENTS_DIR, SEGMENTS_SCHEMA
+
+    if SEGMENTS_DIR in SCHEMAS:
+        return scores_store(scores_dir)
+    return ShardStore(scores_dir, {**SCHEMAS, SEGMENTS_DIR: SEGMENTS_SCHEMA}, primary=SCORES_DIR)
+
+
+def _has_segment_files(store) -> bool:
+    import pyarrow.fs as pafs
+
+    from mer_ray.data.shards import PART_PREFIX
+    from mer_ray.score.segments import SEGMENTS_DIR
+
+    selector = pafs.FileSelector(store.dir(SEGMENTS_DIR), allow_not_found=True)
+    return any(info.base_name.startswith(PART_PREFIX) for info in store.fs.get_file_info(selector))
+
+
+def select_video(df: pd.DataFrame, video: str, scores_dir: str = "the scores") -> pd.DataFrame:
+    """The rows of one video of a segments (or timeline) frame, named by its ``video_id``, its
+    path as given to ``score`` (relative or absolute), or a file name only one input has.
+    ValueError naming a few known videos when none matches, or when a name fits several."""
+    key = os.fspath(video)
+    ident = df["path"].fillna(df["video_id"])
+    known = set(ident)
+    for chosen in ([key], [os.path.abspath(key)], sorted(set(ident[df["video_id"] == key])),
+                   sorted(p for p in known if Path(str(p)).name == Path(key).name)):
+        hits = [p for p in chosen if p in known]
+        if len(hits) == 1:
+            return df[ident == hits[0]].reset_index(drop=True)
+        if len(hits) > 1:
+            raise ValueError(f"{key} names {len(hits)} videos in {scores_dir} "
+                             f"({', '.join(map(str, hits[:KNOWN_SHOWN]))}); give the path")
+    raise ValueError(f"no segments for video {key} in {scores_dir}; {_known(df, ident)}")
+
+
+def _known(df: pd.DataFrame, ident: pd.Series) -> str:
+    """``known videos: <id> (<file>), ...`` for an error message."""
+    firsts = df.assign(_ident=ident).drop_duplicates("_ident").sort_values("_ident")
+    shown = [f"{v} ({Path(str(p)).name})" for v, p in
+             zip(firsts["video_id"][:KNOWN_SHOWN], firsts["_ident"][:KNOWN_SHOWN])]
+    if not shown:
+        return "it holds no segment rows"
+    more = len(firsts) - len(shown)
+    return "known videos: " + ", ".join(shown) + (f" and {more} more" if more > 0 else "")
+
+
+def load_segments(scores_dir: str | os.PathLike, video_id: str | None = None) -> pd.DataFrame:
+    """The per-segment rows of a ``mer-ray score --segments`` folder (local or URI): one row
+    per (time window, face track) with ``start_s``, ``end_s``, ``track_id`` (-1: no face in
+    the window), ``visual_probs``, ``audio_probs``, ``speech_fraction``, the fused
+    ``emotion``, ``confidence`` and ``fusion_mode`` (``mer_ray/score/segments.py``). Only
+    committed shards are read; damaged ones are skipped. ``video_id``: one video's rows,
+    named by its video_id or its path as given to ``score``. Rows come by path, segment,
+    track.
+
+    >>> import mer_ray
+    >>> seg = mer_ray.load_segments("scores/")                           # doctest: +SKIP
+    >>> seg[["start_s", "end_s", "track_id", "emotion", "fusion_mode"]].head()  # doctest: +SKIP
+    >>> one = mer_ray.load_segments("scores/", video_id="archive/talk.mp4")     # doctest: +SKIP
+    """
+    from mer_ray.score.schema import SCORES_DIR
+    from mer_ray.score.segments import SEGMENTS_DIR
+
+    d = os.fspath(scores_dir)
+    if "://" not in d and not (Path(d) / SCORES_DIR).is_dir():
+        raise FileNotFoundError(f"no score output in {d} (expected {Path(d) / SCORES_DIR}/; "
+                                "the --out folder of `mer-ray score`)")
+    store = _segments_store(d)
+    if not _has_segment_files(store):
+        raise FileNotFoundError(f"no segments in {d} (run `mer-ray score` with --segments "
+                                "SECONDS to write them)")
+    df = store.read(SEGMENTS_DIR).to_pandas()
+    df = df.sort_values(["path", "segment_index", "track_id"], kind="stable")
+    df = df.reset_index(drop=True)
+    return df if video_id is None else select_video(df, video_id, d)
 
 
 def load_model(run_dir_or_default: str | os.PathLike, kind: str | None = None) -> Any:

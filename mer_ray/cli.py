@@ -14,6 +14,7 @@ COMMANDS = [
     "train_audio",
     "score",
     "evaluate",
+    "plot_timeline",
     "tune_fusion",
     "annotate",
     "evaluate_images",

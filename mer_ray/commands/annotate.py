@@ -1,4 +1,5 @@
-"""`mer-ray annotate VIDEO --visual RUN --audio RUN -o OUT.mp4`: draw boxes and emotions."""
+"""`mer-ray annotate VIDEO --visual RUN --audio RUN -o OUT.mp4`: draw boxes and emotions;
+`mer-ray annotate VIDEO --scores SCORES -o OUT.mp4`: draw that video's scored segments."""
 from __future__ import annotations
 
 import argparse
@@ -14,6 +15,11 @@ ANNOTATE_EXTRACT_FLAGS = ("skip", "max_keyframes", "detect_width")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", help="input video")
     p.add_argument("-o", "--out", required=True, help="output .mp4")
+    p.add_argument("--scores", default=None,
+                   help="a `mer-ray score --segments` output holding this video: draw its "
+                        "segments as the video plays (fused label per face track, modality, "
+                        "voice) and, when scored with --timeline, a box and label per face "
+                        "track; nothing is scored again (no --visual / --audio)")
     from mer_ray.models.bundled import MODEL_HELP
 
     p.add_argument("--visual", help=MODEL_HELP.format(kind="visual"))
@@ -34,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
 
     checks.input_path(args.video, "video")
     checks.out_file(args.out, "-o")
+    if args.scores is not None:
+        return run_from_scores(args)
     w = checks.fusion_weights(args.fusion_weights)
     try:
         pair = resolve_pair(args.visual, args.audio)
@@ -49,4 +57,26 @@ def run(args: argparse.Namespace) -> int:
                                      extract=extract_options_from_args(args)))
     print(f"{result.emotion} ({result.arousal} arousal, {result.fusion_mode}); "
           f"{result.faces}/{result.keyframes} keyframes with a face; wrote {result.out}")
+    return 0
+
+
+def run_from_scores(args: argparse.Namespace) -> int:
+    """annotate --scores: the video's segment rows (and timeline boxes) drawn on it."""
+    from mer_ray.api import load_segments, load_timeline
+    from mer_ray.commands import checks
+    from mer_ray.score.annotate import annotate_segments
+
+    if args.visual is not None or args.audio is not None:
+        raise checks.UsageError("--scores draws the labels already scored; it takes no "
+                                "--visual / --audio")
+    checks.score_output(args.scores, "--scores")
+    segments = load_segments(args.scores, video_id=args.video)
+    path = segments["path"].iloc[0]
+    timeline = load_timeline(args.scores)
+    keyframes = timeline[timeline["path"] == path] if path is not None else timeline.iloc[:0]
+    result = annotate_segments(args.video, args.out, segments.to_dict("records"),
+                               keyframes.to_dict("records"))
+    boxes = "" if result.boxes else " (no face boxes: score with --timeline to draw them)"
+    print(f"{result.segments} segments, {result.tracks} face track(s), mostly "
+          f"{result.dominant_emotion or 'no emotion'}; wrote {result.out}{boxes}")
     return 0

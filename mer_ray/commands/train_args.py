@@ -62,7 +62,8 @@ def common_kwargs(args: argparse.Namespace) -> dict:
                 gpu=args.gpu, cpus_per_worker=args.cpus_per_worker,
                 max_failures=args.max_failures, checkpoint_every=args.checkpoint_every,
                 keep_checkpoints=args.keep_checkpoints, storage=args.storage, seed=args.seed,
-                ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
+                ray=RayConfig(address=args.address, num_cpus=args.num_cpus,
+                              host=getattr(args, "host", None)))
 
 
 def _protocol_text(m: dict) -> str:

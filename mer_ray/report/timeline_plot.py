@@ -148,10 +148,12 @@ def _series(rows, column: str):
     return centres, rows["segment_index"].to_numpy(), _probs_matrix(list(rows[column]))
 
 
-def plot_timeline(segments, video_id: str, out_png: str, keyframes=None) -> str:
+def plot_timeline(segments, video_id: str, out_png: str, keyframes=None,
+                  title: str | None = None) -> str:
     """Draw ``video_id``'s segment rows (a DataFrame with the SEGMENTS_SCHEMA columns) to
     ``out_png``; ``keyframes`` (timeline rows: timestamp_s, probs, optional track_id) adds
-    the per-keyframe probabilities as dots. Returns ``out_png``."""
+    the per-keyframe probabilities as dots; ``title`` names the video (default: its id).
+    Returns ``out_png``."""
     from matplotlib.patches import Patch
 
     rows = _video_rows(segments, video_id)
@@ -188,7 +190,7 @@ def plot_timeline(segments, video_id: str, out_png: str, keyframes=None) -> str:
     handles.append(Patch(color=NO_VOICE, label="no voice"))
     fig.legend(handles=handles, loc="upper center", ncol=len(handles), frameon=False,
                fontsize=9, bbox_to_anchor=(0.5, 1 - 0.35 / size[1]))
-    fig.suptitle(f"{video_id}: emotion over time", y=1 - 0.08 / size[1], fontsize=11)
+    fig.suptitle(f"{title or video_id}: emotion over time", y=1 - 0.08 / size[1], fontsize=11)
     fig.subplots_adjust(left=0.09, right=0.98, top=1 - FRAME_IN * 0.6 / size[1],
                         bottom=FRAME_IN * 0.4 / size[1], hspace=0.25)
     fig.savefig(out_png, dpi=DPI)
