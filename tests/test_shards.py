@@ -167,3 +167,20 @@ def test_file_uri(tmp_path):
     s = ShardStore(f"file://{tmp_path}/uri", {"main": MAIN, "side": SIDE}, primary="main")
     s.write_shard("a", tables(["q"]))
     assert s.done_paths() == {"q"}
+
+
+def test_committed_paths_as_a_reader_changes_nothing(tmp_path):
+    """committed_paths(writer=False) (a dry run) reads the path column as arrow and leaves a
+    damaged shard, an orphan and a temporary where they are; writer=True cleans them up."""
+    s, orphan, tmp = _killed_run(tmp_path)
+    s.write_shard("b", tables(["y", "z"]))
+    s.write_shard("c", tables(["w"]))
+    bad = tmp_path / "out" / "main" / "part-c.parquet"
+    _truncate(bad)
+    paths = s.committed_paths(writer=False)
+    assert isinstance(paths, pa.ChunkedArray) and sorted(paths.to_pylist()) == ["x", "y", "z"]
+    assert bad.exists() and orphan.exists() and tmp.exists()
+    assert not (tmp_path / "out" / "_quarantine").exists()
+    with OutLock(str(tmp_path / "out")):
+        assert sorted(store(tmp_path).committed_paths().to_pylist()) == ["x", "y", "z"]
+    assert not bad.exists() and not orphan.exists() and not tmp.exists()

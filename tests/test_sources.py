@@ -106,3 +106,59 @@ def test_manifest_paths_are_not_resolved(tmp_path):
     manifest.write_text(f"path,label\narchive/rel_link.mp4,happy\n{archive / 'abs_link.mp4'},sad\n")
     assert [it.path for it in list_inputs(str(manifest))] == [
         str(archive / "abs_link.mp4"), str(archive / "rel_link.mp4")]
+
+
+def test_folder_order_is_by_path_components(tmp_path):
+    """Files sort as Path objects do (component by component): a/b.mp4 before a-c.mp4, though
+    '-' sorts before '/' as text; the table and the items agree."""
+    from mer_ray.data.sources import INPUT_SCHEMA, list_inputs_table
+
+    touch(tmp_path / "a" / "b.mp4")
+    touch(tmp_path / "a-c.mp4")
+    touch(tmp_path / "a" / ".hidden.mp4")
+    touch(tmp_path / "a" / ".wav")                      # no suffix: not media
+    table = list_inputs_table(str(tmp_path))
+    assert table.schema == INPUT_SCHEMA
+    assert table.column("path").to_pylist() == [str(tmp_path / "a" / "b.mp4"), str(tmp_path / "a-c.mp4")]
+    assert [it.path for it in list_inputs(str(tmp_path))] == table.column("path").to_pylist()
+
+
+TRICKY_MANIFEST = (
+    "path,label,speaker,notes\n"
+    'clips/b.mp4, Fearful ,  spk1 ,"a, b"\n'
+    "clips/a.WAV,calm,,\n"
+    "./clips/../clips/c.mp4,bored,spk2,\n"
+    "/abs/d.flac,HAPPY,spk2,\n"
+    "s3://bucket/e.mp4,,spk3,\n"
+    "clips/.wav,angry,,\n"
+    "clips/b.mp4,sad,spk9,\n"            # the same path again: kept, in manifest order
+    "\n"
+    "clips/f.mp4,surprised,spk1,\n")
+
+
+def test_manifest_columns_match_the_row_by_row_reader(tmp_path):
+    """pyarrow's CSV reader and csv.DictReader give the same rows: paths resolved, labels
+    normalised or dropped with their reason, speakers stripped, order stable for duplicates;
+    a ragged file (short rows), which pyarrow refuses, is read row by row."""
+    import io
+
+    from mer_ray.data.sources import (_manifest_columns, _manifest_header, _manifest_rows,
+                                      list_inputs_table)
+
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(TRICKY_MANIFEST)
+    header = _manifest_header(io.StringIO(TRICKY_MANIFEST), "m")
+    columns = _manifest_columns(str(manifest), header, str(tmp_path))
+    rows = _manifest_rows(io.StringIO(TRICKY_MANIFEST, newline=""), "m", str(tmp_path))
+    assert columns is not None and columns.to_pylist() == rows.to_pylist()
+    got = {(r["path"], r["speaker"]): r for r in columns.to_pylist()}
+    assert got[(str(tmp_path / "clips/b.mp4"), "spk1")]["label"] == "fear"
+    assert got[(str(tmp_path / "clips/a.WAV"), None)]["modality"] == "audio-only"
+    assert got[(str(tmp_path / "clips/.wav"), None)]["modality"] == "unknown"
+    assert "unknown emotion" in got[(str(tmp_path / "clips/c.mp4"), "spk2")]["drop_reason"]
+    assert [r["speaker"] for r in columns.to_pylist() if r["path"].endswith("b.mp4")] == ["spk1", "spk9"]
+    ragged = tmp_path / "r.csv"
+    ragged.write_text("path,label,speaker\nclips/x.mp4,happy\nclips/y.mp4\n")
+    assert _manifest_columns(str(ragged), ["path", "label", "speaker"], str(tmp_path)) is None
+    assert [(it["label"], it["speaker"]) for it in list_inputs_table(str(ragged)).to_pylist()] == [
+        ("happy", None), (None, None)]

@@ -26,6 +26,14 @@ def add_allow_empty(p: argparse.ArgumentParser, source: str = "DATA") -> None:
                         "that is an error)")
 
 
+def add_dry_run(p: argparse.ArgumentParser, verb: str) -> None:
+    """--dry-run, shared by preprocess and score (``verb``: what the job does to an input)."""
+    p.add_argument("--dry-run", action="store_true",
+                   help=f"list the inputs, check which are already done in --out and print how "
+                        f"many are left to {verb} and the actor plan; runs nothing, starts no Ray "
+                        "and writes nothing")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data_dir", help="RAVDESS tree, any folder of videos/audio, a glob, or a CSV manifest; "
                         "local or a URI (s3://, gs://, file://)")
@@ -42,6 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "on an autoscaling cluster)")
     p.add_argument("--strict", action="store_true", help="exit non-zero if any input failed")
     add_allow_empty(p)
+    add_dry_run(p, "process")
     add_extract_arguments(p)
     add_ray_arguments(p)
 
@@ -69,11 +78,14 @@ def format_summary(summary: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from mer_ray.commands import checks
-    from mer_ray.data.preprocess import run_preprocess
+    from mer_ray.data.preprocess import dry_run_preprocess, format_preprocess_dry_run, run_preprocess
 
     checks.input_path(args.data_dir, "DATA")
     checks.out_folder(args.out)
     cfg = config_from_args(args)
+    if args.dry_run:
+        print(format_preprocess_dry_run(dry_run_preprocess(cfg)))
+        return 0
     summary = run_preprocess(cfg)
     print(format_summary(summary))
     if cfg.strict and summary["failed"]:

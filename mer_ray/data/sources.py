@@ -5,6 +5,10 @@ Local paths are made absolute without following symlinks (``local_path``): each 
 the name the user gave. Labels come from RAVDESS file names (corpus ``ravdess``), from the
 manifest's ``label`` column (corpus ``manifest``), or are absent (corpus ``folder``). Nothing
 here opens a media file.
+
+``list_inputs_table`` gives the listing as one pyarrow table (``INPUT_SCHEMA``, columns), which
+is what the jobs use: a million inputs fit in a few hundred MB and filter in C++.
+``list_inputs`` gives the same rows as ``InputItem`` objects, for small listings.
 """
 from __future__ import annotations
 
@@ -13,7 +17,10 @@ import glob
 import hashlib
 import os
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path, PurePath, PurePosixPath
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pyarrow as pa
 
 from mer_ray.config import EMOTION_INDEX
 from mer_ray.labels import normalize_label, parse_ravdess_name
@@ -53,6 +60,11 @@ class InputItem:
 ITEM_COLUMNS: list[str] = [f.name for f in fields(InputItem) if f.name != "drop_reason"]
 """The columns of an input row (``InputItem.to_row``), as the clips table stores them."""
 
+_INT_FIELDS = {"label_index", "actor", "intensity", "statement", "repetition"}
+INPUT_SCHEMA = pa.schema([(f.name, pa.int64() if f.name in _INT_FIELDS else pa.string())
+                          for f in fields(InputItem)])
+"""One column per InputItem field (``drop_reason`` last): the table ``list_inputs_table`` gives."""
+
 
 def video_id_for(rel_path: str) -> str:
     """Stable id of an input: sha1 of its path relative to the input root (posix form)."""
@@ -62,6 +74,16 @@ def video_id_for(rel_path: str) -> str:
 def list_inputs(source: str, corpus: str = "auto") -> list[InputItem]:
     """All inputs of ``source``, sorted by path; raises FileNotFoundError / ValueError clearly.
     ``source`` may be a local path or a pyarrow URI (s3://, gs://, file://; no globs)."""
+    return items_of(list_inputs_table(source, corpus))
+
+
+def items_of(table: pa.Table) -> list[InputItem]:
+    """The rows of an ``INPUT_SCHEMA`` table as InputItem objects."""
+    return [InputItem(**row) for row in table.to_pylist()]
+
+
+def list_inputs_table(source: str, corpus: str = "auto") -> pa.Table:
+    """``list_inputs`` as one ``INPUT_SCHEMA`` table: the same rows in the same order."""
     if corpus not in CORPORA:
         raise ValueError(f"unknown corpus {corpus!r}; expected one of {', '.join(CORPORA)}")
     if is_uri(source):
@@ -71,25 +93,44 @@ def list_inputs(source: str, corpus: str = "auto") -> list[InputItem]:
     if any(ch in source for ch in "*?["):
         root = Path(glob.escape(source).split("*")[0]).parent if "*" in source else Path(source).parent
         paths = sorted(Path(p) for p in glob.glob(source, recursive=True) if Path(p).is_file())
-        return [_from_name(p, root, corpus) for p in paths]
+        return _name_table([str(p) for p in paths], str(root), corpus)
     src = Path(source)
     if src.is_file():
-        return [_from_name(src, src.parent, corpus)]
+        return _name_table([str(src)], str(src.parent), corpus)
     if not src.is_dir():
         raise FileNotFoundError(f"input not found: {source} (expected a folder, a glob, a file or a .csv manifest)")
-    return [_from_name(p, src, corpus) for p in _walk_media(src)]
+    return _name_table(_walk_media(src), str(src), corpus)
 
 
-def _walk_media(root: Path) -> list[Path]:
+def _rows_table(rows: list[tuple]) -> pa.Table:
+    """``INPUT_SCHEMA`` table from row tuples (one per input, fields in schema order)."""
+    columns = list(zip(*rows)) if rows else [()] * len(INPUT_SCHEMA)
+    return pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(columns, INPUT_SCHEMA)],
+                                schema=INPUT_SCHEMA)
+
+
+def _name_table(paths: list[str], root: str, corpus: str) -> pa.Table:
+    """Folder / glob / single-file inputs (``paths`` in listing order) below ``root``."""
+    return _rows_table([_name_row(local_path(p), os.path.relpath(p, root), corpus) for p in paths])
+
+
+def _walk_media(root: Path) -> list[str]:
+    """Media files below ``root`` (hidden ones skipped), in path-component order (as Path sorts)."""
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / f for f in filenames
-                  if not f.startswith(".") and Path(f).suffix.lower() in MEDIA_EXTENSIONS]
-    return sorted(found)
+        found += [os.path.join(dirpath, f) for f in filenames
+                  if not f.startswith(".") and _suffix(f).lower() in MEDIA_EXTENSIONS]
+    return sorted(found, key=lambda p: p.split(os.sep))
 
 
-def _from_uri(source: str, corpus: str) -> list[InputItem]:
+def _suffix(name: str) -> str:
+    """``PurePath(name).suffix`` for a bare file name, without building a path object."""
+    i = name.rfind(".")
+    return name[i:] if 0 < i < len(name) - 1 else ""
+
+
+def _from_uri(source: str, corpus: str) -> pa.Table:
     """A URI folder (recursive), single file or CSV manifest; paths stay URIs."""
     import pyarrow.fs as pafs
 
@@ -102,7 +143,7 @@ def _from_uri(source: str, corpus: str) -> list[InputItem]:
     fs, root = resolve_fs(source)
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.File:
-        return [_item(source, name_of(source), corpus)]
+        return _rows_table([_name_row(source, name_of(source), corpus)])
     if info.type != pafs.FileType.Directory:
         raise FileNotFoundError(f"input not found: {source} (expected a folder, a file or a "
                                 ".csv manifest)")
@@ -112,11 +153,13 @@ def _from_uri(source: str, corpus: str) -> list[InputItem]:
         if (f.type == pafs.FileType.File and PurePosixPath(rel).suffix.lower() in MEDIA_EXTENSIONS
                 and not any(part.startswith(".") for part in rel.split("/"))):
             rels.append(rel)
-    return sorted((_item(join(source, rel), rel, corpus) for rel in rels), key=lambda it: it.path)
+    rows = [_name_row(join(source, rel), rel, corpus) for rel in rels]
+    return _rows_table(sorted(rows, key=lambda row: row[0]))
 
 
-def _modality_from_extension(path: PurePath) -> str:
-    return "audio-only" if path.suffix.lower() in AUDIO_EXTENSIONS else "unknown"
+def _modality(path: str) -> str:
+    """What a file's extension says it holds: ``audio-only`` or ``unknown``."""
+    return "audio-only" if _suffix(name_of(path)).lower() in AUDIO_EXTENSIONS else "unknown"
 
 
 def local_path(path: str | os.PathLike) -> str:
@@ -128,59 +171,141 @@ def local_path(path: str | os.PathLike) -> str:
     return os.path.abspath(os.fspath(path))
 
 
-def _from_name(path: Path, root: Path, corpus: str) -> InputItem:
-    return _item(local_path(path), os.path.relpath(path, root), corpus)
-
-
-def _item(path: str, rel: str, corpus: str) -> InputItem:
-    """The item of a folder/glob/single-file input from its name; ``rel``: path below the root."""
-    name_path = PurePosixPath(name_of(path))
-    item = InputItem(path=path, video_id=video_id_for(rel), corpus="folder",
-                     modality=_modality_from_extension(name_path))
-    name = parse_ravdess_name(name_path) if corpus in ("auto", "ravdess") else None
-    if name is None:
+def _name_row(path: str, rel: str, corpus: str) -> tuple:
+    """The INPUT_SCHEMA row of a folder/glob/single-file input from its name; ``rel``: path
+    below the root."""
+    name, video_id, modality = name_of(path), video_id_for(rel), _modality(path)
+    parsed = parse_ravdess_name(name) if corpus in ("auto", "ravdess") else None
+    if parsed is None:
         if corpus == "ravdess":
-            item.corpus = "ravdess"
-            item.drop_reason = f"not a RAVDESS file name: {name_path.name}"
-        return item
-    item.corpus = "ravdess"
-    item.actor = name.actor
-    item.speaker = f"{name.actor:02d}"
-    item.modality = name.modality_name
-    item.vocal_channel = "speech" if name.vocal_channel == 1 else "song"
-    item.intensity, item.statement, item.repetition = name.intensity, name.statement, name.repetition
-    if name.emotion is None:
-        item.drop_reason = "calm (RAVDESS emotion 02) has no project class"
-    else:
-        item.label, item.label_index = name.emotion, EMOTION_INDEX[name.emotion]
-    return item
+            return (path, video_id, "ravdess", None, None, None, None, modality, None, None,
+                    None, None, f"not a RAVDESS file name: {name}")
+        return (path, video_id, "folder", None, None, None, None, modality, None, None, None,
+                None, None)
+    emotion = parsed.emotion
+    return (path, video_id, "ravdess", emotion, None if emotion is None else EMOTION_INDEX[emotion],
+            f"{parsed.actor:02d}", parsed.actor, parsed.modality_name,
+            "speech" if parsed.vocal_channel == 1 else "song", parsed.intensity,
+            parsed.statement, parsed.repetition,
+            "calm (RAVDESS emotion 02) has no project class" if emotion is None else None)
 
 
-def _from_manifest(manifest: Path) -> list[InputItem]:
+# ----------------------------------------------------------------------------- manifests
+_BOM = b"\xef\xbb\xbf"
+
+
+def _from_manifest(manifest: Path) -> pa.Table:
     if not manifest.is_file():
         raise FileNotFoundError(f"manifest not found: {manifest}")
     with manifest.open(newline="") as fh:
-        return _manifest_items(fh, str(manifest), str(manifest.parent))
+        fieldnames = _manifest_header(fh, str(manifest))
+        table = _manifest_columns(str(manifest), fieldnames, str(manifest.parent))
+        if table is not None:
+            return table
+        fh.seek(0)
+        return _manifest_rows(fh, str(manifest), str(manifest.parent))
 
 
-def _from_manifest_uri(manifest: str) -> list[InputItem]:
+def _from_manifest_uri(manifest: str) -> pa.Table:
     import io
 
     try:
         data = read_bytes(manifest)
     except FileNotFoundError:
         raise FileNotFoundError(f"manifest not found: {manifest}") from None
-    return _manifest_items(io.StringIO(data.decode("utf-8-sig"), newline=""), manifest,
-                           parent(manifest))
+    text = io.StringIO(data.decode("utf-8-sig"), newline="")
+    fieldnames = _manifest_header(text, manifest)
+    body = data[len(_BOM):] if data.startswith(_BOM) else data
+    table = _manifest_columns(pa.BufferReader(body), fieldnames, parent(manifest))
+    if table is not None:
+        return table
+    text.seek(0)
+    return _manifest_rows(text, manifest, parent(manifest))
 
 
-def _manifest_items(fh, name: str, base: str) -> list[InputItem]:
-    reader = csv.DictReader(fh)
-    if not reader.fieldnames or "path" not in reader.fieldnames:
+def _manifest_header(fh, name: str) -> list[str]:
+    """The manifest's column names (as csv.DictReader reads them); ValueError without 'path'."""
+    fieldnames = csv.DictReader(fh).fieldnames
+    if not fieldnames or "path" not in fieldnames:
         raise ValueError(f"{name}: a manifest needs a header with a 'path' column "
-                         f"(and optionally 'label', 'speaker'); got {reader.fieldnames}")
-    items = [_manifest_item(row, base) for row in reader]
-    return sorted(items, key=lambda it: it.path)
+                         f"(and optionally 'label', 'speaker'); got {fieldnames}")
+    return fieldnames
+
+
+def _manifest_columns(source, fieldnames: list[str], base: str) -> pa.Table | None:
+    """The manifest read by pyarrow's CSV reader into columns, or None where that reader
+    cannot take the file as csv.DictReader would (ragged rows, repeated column names)."""
+    import pyarrow.csv as pacsv
+
+    wanted = [c for c in ("path", "label", "speaker") if c in fieldnames]
+    if len(set(fieldnames)) != len(fieldnames):
+        return None
+    try:
+        raw = pacsv.read_csv(source, parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                             convert_options=pacsv.ConvertOptions(
+                                 column_types={c: pa.string() for c in wanted},
+                                 include_columns=wanted, strings_can_be_null=False,
+                                 quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowKeyError):
+        return None
+    return _manifest_table(raw, base)
+
+
+def _manifest_table(raw: pa.Table, base: str) -> pa.Table:
+    """INPUT_SCHEMA columns from the manifest's path / label / speaker string columns."""
+    import pyarrow.compute as pc
+
+    n = raw.num_rows
+    entries = [p.strip() for p in raw.column("path").to_pylist()]
+    paths = [_manifest_path(e, base) for e in entries]
+    labels = _per_value(raw, "label", _label_fields, 3)
+    speaker = _per_value(raw, "speaker", lambda v: ((v or "").strip() or None,), 1)[0]
+    nulls = {f.name: pa.nulls(n, f.type) for f in INPUT_SCHEMA}
+    table = pa.Table.from_arrays([nulls[f.name] for f in INPUT_SCHEMA], schema=INPUT_SCHEMA)
+    for name, values in (("path", pa.array(paths, pa.string())),
+                         ("video_id", pa.array([video_id_for(e) for e in entries], pa.string())),
+                         ("corpus", pa.repeat(pa.scalar("manifest"), n)),
+                         ("modality", pa.array([_modality(p) for p in paths], pa.string())),
+                         ("label", labels[0]), ("label_index", labels[1]),
+                         ("drop_reason", labels[2]), ("speaker", speaker)):
+        i = INPUT_SCHEMA.get_field_index(name)
+        table = table.set_column(i, INPUT_SCHEMA.field(i), values.cast(INPUT_SCHEMA.field(i).type))
+    return table.take(pc.sort_indices(table, [("path", "ascending")]))
+
+
+def _per_value(raw: pa.Table, column: str, fn, width: int) -> list:
+    """``fn`` applied once per distinct value of a string column (few: labels, speakers),
+    spread back to every row: ``width`` arrays. A missing column reads as all None."""
+    import pyarrow.compute as pc
+
+    if column not in raw.column_names:
+        values, indices = [None], pa.array(np.zeros(raw.num_rows, np.int32))
+    else:
+        distinct = pc.unique(raw.column(column))
+        values, indices = distinct.to_pylist(), pc.index_in(raw.column(column), value_set=distinct)
+    results = [fn(v) for v in values]
+    return [pa.array([r[k] for r in results]).take(indices) for k in range(width)]
+
+
+def _label_fields(value: str | None) -> tuple[str | None, int | None, str | None]:
+    """(label, label_index, drop_reason) of a manifest's label cell."""
+    label = (value or "").strip()
+    if not label:
+        return None, None, None
+    try:
+        name = normalize_label(label)
+    except ValueError as err:
+        return None, None, str(err)
+    if name is None:
+        return None, None, f"label {label!r} has no project class"
+    return name, EMOTION_INDEX[name], None
+
+
+def _manifest_rows(fh, name: str, base: str) -> pa.Table:
+    """The manifest read row by row with csv.DictReader (files pyarrow's reader refuses)."""
+    reader = csv.DictReader(fh)
+    rows = [_manifest_row(row, base) for row in reader]
+    return _rows_table(sorted(rows, key=lambda row: row[0]))
 
 
 def _manifest_path(raw: str, base: str) -> str:
@@ -192,23 +317,14 @@ def _manifest_path(raw: str, base: str) -> str:
         return local_path(raw)
     if is_uri(base):
         return join(base, PurePosixPath(raw.replace(os.sep, "/")).as_posix())
-    return local_path(Path(base) / raw)
+    return local_path(os.path.join(base, raw))
 
 
-def _manifest_item(row: dict, base: str) -> InputItem:
+def _manifest_row(row: dict, base: str) -> tuple:
+    """The INPUT_SCHEMA row of one csv.DictReader row."""
     raw = row["path"].strip()
     path = _manifest_path(raw, base)
-    item = InputItem(path=path, video_id=video_id_for(raw), corpus="manifest",
-                     modality=_modality_from_extension(PurePosixPath(name_of(path))),
-                     speaker=(row.get("speaker") or "").strip() or None)
-    label = (row.get("label") or "").strip()
-    if label:
-        try:
-            item.label = normalize_label(label)
-        except ValueError as err:
-            item.drop_reason = str(err)
-        if item.label is None and item.drop_reason is None:
-            item.drop_reason = f"label {label!r} has no project class"
-        if item.label is not None:
-            item.label_index = EMOTION_INDEX[item.label]
-    return item
+    label, label_index, drop_reason = _label_fields(row.get("label"))
+    return (path, video_id_for(raw), "manifest", label, label_index,
+            (row.get("speaker") or "").strip() or None, None, _modality(path), None, None,
+            None, None, drop_reason)
