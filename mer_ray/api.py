@@ -146,8 +146,7 @@ def _score_here(cfg, items: list, keep: bool) -> dict | None:
     from mer_ray.data.out_lock import OutLock
     from mer_ray.data.shards import shard_id_for
     from mer_ray.models.speaker_norm import UNKNOWN_SPEAKER, speaker_key
-    from mer_ray.score.fusion import FusionWeights
-    from mer_ray.score.job import check_same_run
+    from mer_ray.score.job import check_same_run, run_record
     from mer_ray.score.local import score_locally
     from mer_ray.score.plan import resolve_models, resolve_plan
     from mer_ray.score.schema import RUN_FILE, scores_store
@@ -162,16 +161,14 @@ def _score_here(cfg, items: list, keep: bool) -> dict | None:
     with OutLock(cfg.out):
         store = scores_store(cfg.out)
         done = store.done_paths()
-        weights = FusionWeights(cfg.w_visual, cfg.w_audio)
-        run = {"model_ids": plan.model_ids, "weights": weights.normalized().to_dict(),
-               "skip": cfg.extract.skip, "timeline": cfg.timeline, "config": cfg.to_dict()}
+        run = run_record(cfg, plan)
         check_same_run(store, run, has_rows=bool(done))
         store.write_json(RUN_FILE, run)
         todo = [it.to_row() for it in items if it.path not in done]
         if todo:
             tables = score_locally(cfg, todo)
             if not cfg.timeline:
-                tables = {"scores": tables["scores"]}
+                tables.pop("timeline", None)
             store.write_shard(shard_id_for(r["path"] for r in todo), tables)
         summarize_scores(store, cfg, listed=len(items), scored=len(todo),
                          seconds=time.time() - started, listed_paths={it.path for it in items})

@@ -339,7 +339,7 @@ def test_silent_track_and_short_silent_wav_get_no_audio_vector(tmp_path: Path) -
         clip = _extract(path)
         assert clip["status"] == status and clip["has_audio"], clip["error"]
         assert all(clip[c] is None for c in RECIPE_COLUMNS), path.name
-        assert clip["speech_fraction"] == 0.0 and "no speech" in clip["error"]
+        assert clip["speech_fraction"] == 0.0 and "no audio vote" in clip["error"]
 
 
 def test_silence_casts_no_audio_vote(tmp_path: Path) -> None:

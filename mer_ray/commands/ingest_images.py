@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                              csv=args.csv, balance=args.balance, seed=args.seed,
                              images_per_shard=args.images_per_shard,
                              ray=RayConfig(address=args.address, num_cpus=args.num_cpus,
-                                           host=getattr(args, "host", None)))
+                                           host=args.host))
     s = run_ingest_images(cfg)
     per_class = ", ".join(f"{k} {v}" for k, v in s["written_per_class"].items())
     dropped = ", ".join(f"{k} {v}" for k, v in s["dropped"].items()) or "none"

@@ -13,10 +13,12 @@ log = logging.getLogger(__name__)
 
 
 def add_ray_arguments(p: argparse.ArgumentParser) -> None:
-    """--address / --num-cpus, shared by every Ray job."""
+    """--address / --num-cpus / --host, shared by every Ray job."""
     p.add_argument("--address", default=None,
                    help="Ray cluster address (e.g. 'auto'); default: $RAY_ADDRESS or embedded local Ray")
     p.add_argument("--num-cpus", type=int, default=None, help="CPUs for embedded local Ray (default: all)")
+    p.add_argument("--host", default=None, help="IP address embedded local Ray listens on (default: "
+                   "$MER_RAY_HOST or 127.0.0.1, this machine only)")
 
 
 def add_allow_empty(p: argparse.ArgumentParser, source: str = "DATA") -> None:
@@ -60,7 +62,8 @@ def config_from_args(args: argparse.Namespace) -> PreprocessConfig:
         data_dir=args.data_dir, out=args.out, corpus=args.corpus,
         extract=extract_options_from_args(args), strict=args.strict,
         videos_per_shard=args.videos_per_shard, workers=args.workers,
-        allow_empty=args.allow_empty, ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
+        allow_empty=args.allow_empty, ray=RayConfig(address=args.address, num_cpus=args.num_cpus,
+                                                    host=args.host))
 
 
 def format_summary(summary: dict) -> str:

@@ -99,7 +99,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
             args, face_mode=args.faces, segment_s=args.segments, hop_s=args.hop,
             max_faces=MAX_FACES if args.max_faces is None else args.max_faces),
         allow_empty=args.allow_empty,
-        ray=RayConfig(address=args.address, num_cpus=args.num_cpus))
+        ray=RayConfig(address=args.address, num_cpus=args.num_cpus, host=args.host))
 
 
 def check_segment_flags(args: argparse.Namespace) -> None:

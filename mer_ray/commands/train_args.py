@@ -63,7 +63,7 @@ def common_kwargs(args: argparse.Namespace) -> dict:
                 max_failures=args.max_failures, checkpoint_every=args.checkpoint_every,
                 keep_checkpoints=args.keep_checkpoints, storage=args.storage, seed=args.seed,
                 ray=RayConfig(address=args.address, num_cpus=args.num_cpus,
-                              host=getattr(args, "host", None)))
+                              host=args.host))
 
 
 def _protocol_text(m: dict) -> str:

@@ -213,8 +213,13 @@ def _voiced(y: np.ndarray, sr: int, clip: dict) -> bool:
     clip["speech_fraction"] = float(mask.mean()) if mask.size else 0.0
     if enough_speech(mask):
         return True
-    clip["error"] = _join(clip["error"], f"no speech in the audio track ({clip['speech_fraction']:.0%} "
-                                         "of it above the speech level): no audio vote")
+    from mer_ray.media.voice_activity import FRAME_S, MIN_SPEECH_FRACTION, MIN_SPEECH_S
+
+    speech_s = float(mask.sum()) * FRAME_S
+    clip["error"] = _join(clip["error"], f"too little speech to vote on ({speech_s:.2f} s, "
+                                         f"{clip['speech_fraction']:.0%} of the track; needs "
+                                         f"{MIN_SPEECH_S:g} s and {MIN_SPEECH_FRACTION:.0%}): "
+                                         "no audio vote")
     return False
 
 

@@ -26,6 +26,10 @@ def score_locally(cfg: ScoreConfig, rows: list[dict], extractor: Any = None, vis
     from mer_ray.models.bundle import AudioPredictor, VisualPredictor
 
     plan = resolve_plan(cfg)
+    if extractor is None and plan.extract.audio:
+        from mer_ray.runtime import warm_numba_cache
+
+        warm_numba_cache()          # one process at a time fills the shared JIT cache
     extractor = extractor or ClipExtractor(plan.extract)
     table = extraction_rows(rows, [extract_item(extractor, row) for row in rows],
                             plan.audio_column, plan.extract)
