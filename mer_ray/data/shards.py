@@ -139,15 +139,18 @@ class ShardStore:
 
     def damaged_shards(self) -> dict[str, tuple[str, str]]:
         """Committed shards with a file that does not read: id -> (that file, why)."""
+        from concurrent.futures import ThreadPoolExecutor
+
         committed, found = self.committed_ids(), {}
         for name in [self.primary, *(n for n in self.schemas if n != self.primary)]:
-            for base, info in sorted(self._parts(name).items()):
-                shard = base[len(PART_PREFIX):-len(".parquet")]
-                if not base.startswith(PART_PREFIX) or shard not in committed or shard in found:
-                    continue
-                why = self._unreadable(info)
-                if why is not None:
-                    found[shard] = (info.path, why)
+            todo = [(base[len(PART_PREFIX):-len(".parquet")], info)
+                    for base, info in sorted(self._parts(name).items())
+                    if base.startswith(PART_PREFIX)]
+            todo = [(shard, info) for shard, info in todo if shard in committed and shard not in found]
+            with ThreadPoolExecutor(8) as pool:        # footers of thousands of shards
+                whys = list(pool.map(lambda t: self._unreadable(t[1]), todo, chunksize=64))
+            found.update({shard: (info.path, why) for (shard, info), why in zip(todo, whys)
+                          if why is not None})
         return found
 
     def quarantine(self, shard_id: str) -> list[str]:
@@ -297,12 +300,40 @@ class ShardStore:
         empty = schema.empty_table().select(cols) if cols else schema.empty_table()
         if not files:
             return empty
+        if cols:
+            return pa.concat_tables([empty, *self._read_columns(files, schema, cols)])
         try:
             return pads.dataset(files, schema=schema, format="parquet",
                                 filesystem=self.fs).to_table(columns=cols)
         except _UNREADABLE:                   # damaged past the footer: find it, keep the rest
             return pa.concat_tables([empty, *(t for t in (self._read_one(f, schema, cols)
                                                           for f in files) if t is not None)])
+
+    def _read_columns(self, files: list[str], schema: pa.Schema, cols: list[str]) -> list[pa.Table]:
+        """A few columns of many shards, file by file on 8 threads, in file order (damaged
+        files skipped). A pyarrow dataset over 15,000 shards held ~2 GB for the path column
+        alone (each fragment's buffers); this holds the columns and is twice as fast."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(8) as pool:
+            tables = pool.map(lambda f: self._read_file(f, schema, cols), files, chunksize=64)
+            return [t for t in tables if t is not None]
+
+    def _read_file(self, path: str, schema: pa.Schema, cols: list[str]) -> pa.Table | None:
+        """``cols`` of one shard with ``schema``'s types; a column the file lacks (an older
+        shard) reads as nulls; None when the file does not read."""
+        try:
+            with self.fs.open_input_file(path) as fh:
+                parquet = pq.ParquetFile(fh)
+                have = [c for c in cols if c in parquet.schema_arrow.names]
+                table = parquet.read(columns=have)
+        except _UNREADABLE as err:
+            self._skip(path, " ".join(str(err).split()) or type(err).__name__)
+            return None
+        fields = [schema.field(c) for c in cols]
+        return pa.Table.from_arrays(
+            [table.column(f.name).cast(f.type) if f.name in have else pa.nulls(table.num_rows, f.type)
+             for f in fields], schema=pa.schema(fields))
 
     def _read_one(self, path: str, schema: pa.Schema, cols: list[str] | None) -> pa.Table | None:
         try:
