@@ -178,3 +178,20 @@ def test_preprocess_dry_run_cli_starts_no_ray(tmp_path, archive, monkeypatch, ca
     assert line.startswith(f"{n} inputs: 0 done, {n} to process (1 of them without a project class")
     assert "plan: 2 extraction actors x 1 CPU" in line and line.endswith("nothing was run (--dry-run)")
     assert not starts and not out.exists()
+
+
+def test_score_dry_run_cli_starts_no_ray(tmp_path, archive, monkeypatch, capsys):
+    """`mer-ray score --dry-run` (bundled models) prints the counts and the actor plan, exits 0,
+    and neither starts Ray nor creates --out."""
+    import mer_ray.runtime
+    from mer_ray.cli import main
+
+    starts: list = []
+    monkeypatch.setattr(mer_ray.runtime, "init_ray", lambda cfg: starts.append(cfg))
+    out = tmp_path / "scores"
+    n = len(list_inputs(str(archive)))
+    assert main(["score", str(archive), "--out", str(out), "--dry-run"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{n} inputs: 0 done, {n} to score") and "visual actor" in line
+    assert line.endswith("nothing was run (--dry-run)")
+    assert not starts and not out.exists()

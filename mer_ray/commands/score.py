@@ -19,7 +19,7 @@ SCORE_EXTRACT_FLAGS = ("skip", "max_keyframes", "max_audio_s", "detect_width", "
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mer_ray.commands.preprocess import add_allow_empty, add_ray_arguments
+    from mer_ray.commands.preprocess import add_allow_empty, add_dry_run, add_ray_arguments
 
     p.add_argument("source", help="folder of videos/audio (recursive), a glob, or a CSV manifest; "
                         "local or a URI (s3://, gs://, file://)")
@@ -77,6 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output rows per Parquet shard, also the unit a re-run resumes from "
                         "(default: %(default)s)")
     add_allow_empty(p, "ARCHIVE")
+    add_dry_run(p, "score")
     add_extract_arguments(p, only=SCORE_EXTRACT_FLAGS)
     add_ray_arguments(p)
 
@@ -161,6 +162,11 @@ def run(args: argparse.Namespace) -> int:
     checks.model_dir(visual, "visual")
     checks.model_dir(audio, "audio")
     cfg = config_from_args(args)
+    if args.dry_run:
+        from mer_ray.score.dry_run import dry_run_score, format_score_dry_run
+
+        print(format_score_dry_run(dry_run_score(cfg)))
+        return 0
     summary = run_score(cfg)
     print(format_summary(summary))
     return 0
