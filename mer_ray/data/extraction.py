@@ -12,26 +12,28 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from mer_ray.media import errors as st
-from mer_ray.media.extract import ClipExtractor, Extraction, failed_extraction
+from mer_ray.media.extract import ClipExtractor, Extraction, Span, failed_extraction
 from mer_ray.media.options import ExtractOptions
 
 RowsFn = Callable[[list[dict], list[Extraction]], pa.Table]
 """Input rows and their extractions -> the table a job's next stage reads."""
 
 
-def extract_input(extractor: ClipExtractor, path: str) -> Extraction:
-    """``extractor.extract(path)``; a URI is first copied to a local temp file (deleted after).
+def extract_input(extractor: ClipExtractor, path: str, span: Span | None = None) -> Extraction:
+    """``extractor.extract(path, span=span)``; a URI is first copied to a local temp file
+    (deleted after).
     The size limit is checked on the remote listing before downloading (status too_large), and
     a missing or unreadable object gets status unreadable, as a local file would."""
     from mer_ray.storage import TooLargeError, is_uri, local_copy
 
     if not is_uri(path):
-        return extractor.extract(path)
+        return extractor.extract(path, span=span) if span is not None else extractor.extract(path)
     max_mb = getattr(getattr(extractor, "opts", None), "max_file_mb", None)
     limit = None if max_mb is None else int(max_mb * 2**20)
     try:
         with local_copy(path, max_bytes=limit) as local:
-            result = extractor.extract(local, name=path)
+            result = (extractor.extract(local, name=path) if span is None
+                      else extractor.extract(local, name=path, span=span))
     except TooLargeError as err:
         return failed_extraction(st.TOO_LARGE, f"file is {err.size / 2**20:.1f} MiB, over the "
                                                f"{max_mb:g} MiB limit: {path}")
@@ -46,10 +48,17 @@ def extract_input(extractor: ClipExtractor, path: str) -> Extraction:
     return result
 
 
+SPAN_COLUMNS = ("_span_start_s", "_span_end_s", "_span_audio_start_s", "_span_audio_end_s")
+"""An input row's time range (one chunk of a long video, score/chunks.py), when it has one."""
+
+
 def extract_item(extractor: ClipExtractor, item: dict) -> Extraction:
-    """The extraction of one input row, its status adjusted to what the input's name says it
-    holds (e.g. a RAVDESS video-only file without audio is ``video_only``, not ``no_audio``)."""
-    result = extract_input(extractor, item["path"])
+    """The extraction of one input row (of its time range, given SPAN_COLUMNS), its status
+    adjusted to what the input's name says it holds (e.g. a RAVDESS video-only file without
+    audio is ``video_only``, not ``no_audio``)."""
+    span = (Span(*(float(item[c]) for c in SPAN_COLUMNS))
+            if item.get(SPAN_COLUMNS[0]) is not None else None)
+    result = extract_input(extractor, item["path"], span)
     clip = result.clip
     clip["status"], clip["error"] = st.expected_status(clip["status"], clip["error"],
                                                        item.get("modality"))

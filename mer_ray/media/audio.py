@@ -5,7 +5,8 @@ Decoding reads the first audio stream with PyAV: no subprocess, no temp files, n
 memory bounded by ``max_seconds``. Channels are averaged and the whole signal resampled with
 soxr (HQ), as ``librosa.load`` does (for a wav the samples match librosa.load's). The samples
 equal those of an ffmpeg CLI pipe (``aresample=resampler=soxr``, mono, f32le), including its
-cut of an MP4's AAC padding at the stream's stated end.
+cut of an MP4's AAC padding at the stream's stated end. :func:`decode_audio_range` decodes one
+stretch (a seek) with the same samples as that stretch of the whole decode (long videos).
 
 The thesis's path (MoviePy writes a 16-bit wav, librosa.load reads it; kept below as
 :func:`thesis_style_audio` for benchmarks) differs in two ways for a video's mono track:
@@ -237,6 +238,99 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
     return AudioTrack(samples=samples, sample_rate=sample_rate, truncated=truncated,
                       source_seconds=source_seconds, stated_seconds=stated,
                       stopped_early=short and not capped)
+
+
+RANGE_PREROLL_S = 0.5         # decode_audio_range: decoded before the range and dropped
+                              # (a codec restarts cold after a seek: AAC's first frames)
+RANGE_EDGE_S = 0.25           # ... and resampled either side of it (soxr's filter edges)
+
+
+def decode_audio_range(path: str | os.PathLike, start_s: float, end_s: float,
+                       sample_rate: int = SAMPLE_RATE) -> AudioTrack:
+    """The samples ``[round(start_s * sample_rate), round(end_s * sample_rate))`` of what
+    :func:`decode_audio` gives for the whole track (fewer at its end), decoding only that
+    range: a seek, a cold-codec pre-roll that is dropped, and a resampled stretch that starts
+    on a sample both rates share, so the kept samples match the whole-file decode. For long
+    videos scored chunk by chunk. Raises MediaError as decode_audio does."""
+    import av
+
+    path = os.fspath(path)
+    check_file(path)
+    container = _open(path)
+    try:
+        if not container.streams.audio:
+            raise errors.MediaError(errors.NO_AUDIO, f"no audio stream in {path}")
+        stream = container.streams.audio[0]
+        native = stream.rate or stream.codec_context.sample_rate
+        if not native:
+            raise errors.MediaError(errors.ERROR, f"audio stream has no sample rate: {path}")
+        lo, hi = _native_span(start_s, end_s, native, sample_rate)
+        y = _decode_span(container, stream, native, lo, hi)
+        source_seconds, stated = _source_seconds(container, stream), _stated_seconds(container, stream)
+    except av.FFmpegError as exc:
+        raise errors.MediaError(errors.ERROR,
+                                f"audio decoding failed: {path}: {_reason(exc)}") from None
+    finally:
+        container.close()
+    samples = _resampled_range(y, lo, native, sample_rate, start_s, end_s)
+    return AudioTrack(samples=samples, sample_rate=sample_rate, truncated=False,
+                      source_seconds=source_seconds, stated_seconds=stated)
+
+
+def _native_span(start_s: float, end_s: float, native: int, rate: int) -> tuple[int, int]:
+    """Native sample range to decode for ``[start_s, end_s)``: widened by RANGE_EDGE_S, its
+    start on a multiple of ``native / gcd`` (a sample that is also one at ``rate``)."""
+    step = native // math.gcd(native, rate)
+    lo = max(0, math.floor((start_s - RANGE_EDGE_S) * native / step) * step)
+    hi = math.ceil((end_s + RANGE_EDGE_S) * native)
+    return lo, hi
+
+
+def _decode_span(container, stream, native: int, lo: int, hi: int) -> np.ndarray:
+    """Native mono samples ``[lo, hi)`` of the track (placed by frame pts, as :class:`_Trim`
+    does; shorter at the track's end), after seeking to RANGE_PREROLL_S before ``lo``."""
+    trim = _Trim(container, stream, native)
+    tb = trim.tb
+    seek_s = lo / native - RANGE_PREROLL_S
+    if seek_s > 0:
+        container.seek(int((trim.start + seek_s) / tb), stream=stream, backward=True)
+    out = np.zeros(hi - lo, np.float32)
+    filled, pos = 0, None
+    for packet in container.demux(stream):
+        try:
+            frames = packet.decode()
+        except Exception:  # noqa: BLE001 - a corrupt packet: skip it, as decode_audio does
+            continue
+        for frame in frames:
+            mono = _frame_mono(frame)
+            if frame.pts is not None:
+                pos = round((frame.pts * tb - trim.start) * native)
+            elif pos is None:
+                pos = 0
+            if trim.end is not None:
+                mono = mono[:max(0, trim.end - pos)]
+            a, b = max(pos, lo), min(pos + len(mono), hi)
+            if b > a:
+                out[a - lo:b - lo] = mono[a - pos:b - pos]
+                filled = max(filled, b - lo)
+            pos += len(mono)
+            if pos >= hi:
+                return out
+    return out[:filled]
+
+
+def _resampled_range(y: np.ndarray, lo: int, native: int, rate: int, start_s: float,
+                     end_s: float) -> np.ndarray:
+    """``y`` (native samples from ``lo``) at ``rate``, cut to ``[start_s, end_s)`` on the
+    whole track's sample grid."""
+    import soxr
+
+    offset = lo * rate // native
+    if native != rate and y.size:
+        y = soxr.resample(y, native, rate, quality="HQ")
+    a = max(0, round(start_s * rate) - offset)
+    b = max(a, round(end_s * rate) - offset)
+    return np.ascontiguousarray(y[a:b], np.float32)
 
 
 def _stated_seconds(container, stream) -> float | None:

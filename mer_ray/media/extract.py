@@ -9,11 +9,15 @@ A track with too little speech (media/voice_activity.py: silence, a click) gets 
 vector, so it casts no audio vote; a decode that stops early on a damaged file is ``partial``.
 With ``segment_s`` set (score --segments) the whole track is decoded, whatever
 ``max_audio_s`` says, and kept as ``Extraction.audio`` for the per-window features; the clip's
-own vector still covers the first ``max_audio_s`` seconds. Both the preprocess job and the
-score job call it.
+own vector still covers the first ``max_audio_s`` seconds. Given a ``Span`` (one chunk of a
+long video, score/chunks.py) it decodes only that range: the keyframes in ``[start_s, end_s)``
+and the audio in ``[audio_start_s, audio_end_s)``, kept as ``Extraction.audio`` with no clip
+vector and no speech check (the chunks' merge judges speech over the whole track). Both the
+preprocess job and the score job call it.
 """
 from __future__ import annotations
 
+import functools
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -25,6 +29,17 @@ from mer_ray.media.audio_recipes import AUDIO_RECIPES, RECIPE_COLUMNS, RICH_COLU
 from mer_ray.media.constants import SAMPLE_RATE
 from mer_ray.media.errors import MediaError
 from mer_ray.media.options import ExtractOptions
+
+
+@dataclass(frozen=True)
+class Span:
+    """One time range of a video to extract (seconds): keyframes in ``[start_s, end_s)``,
+    audio in ``[audio_start_s, audio_end_s)`` on the whole track's sample grid."""
+
+    start_s: float
+    end_s: float
+    audio_start_s: float
+    audio_end_s: float
 
 
 @dataclass
@@ -72,10 +87,11 @@ class ClipExtractor:
         self.opts = opts or ExtractOptions()
         self.detector = FaceDetector(detect_width=self.opts.detect_width) if self.opts.faces else None
 
-    def extract(self, path: str, name: str | None = None) -> Extraction:
-        """All media of one file; failures are reported in ``clip['status']`` / ``['error']``.
-        ``name``: what the input is called when ``path`` is a temporary copy (seeds the audio
-        augmentation, so results do not depend on where the file was read from)."""
+    def extract(self, path: str, name: str | None = None, span: Span | None = None) -> Extraction:
+        """All media of one file (of ``span`` only, when given); failures are reported in
+        ``clip['status']`` / ``['error']``. ``name``: what the input is called when ``path``
+        is a temporary copy (seeds the audio augmentation, so results do not depend on where
+        the file was read from)."""
         from mer_ray.media.video import check_file, has_video_stream
 
         start = time.perf_counter()
@@ -84,9 +100,10 @@ class ClipExtractor:
         try:
             check_file(path, self.opts.max_file_mb)
             has_video = has_video_stream(path)
-            video_err = self._video(path, result) if has_video else None
+            video_err = self._video(path, result, span) if has_video else None
             partial = video_err is not None and video_err.status == st.PARTIAL
-            audio_err = (self._audio(path, result, name or path)
+            audio = self._audio if span is None else functools.partial(self._audio_span, span=span)
+            audio_err = (audio(path, result, name or path)
                          if self.opts.audio and not partial else None)
             clip["status"], clip["error"] = _decide_status(has_video, clip, video_err, audio_err,
                                                            self.opts)
@@ -97,7 +114,8 @@ class ClipExtractor:
         clip["t_total_s"] = time.perf_counter() - start
         return result
 
-    def _video(self, path: str, result: Extraction) -> MediaError | None:
+    def _video(self, path: str, result: Extraction, span: Span | None = None
+               ) -> MediaError | None:
         """Keyframes + face crops into ``result``; the error if the video can't be read."""
         from mer_ray.media.faces import crop_face
         from mer_ray.media.video import KeyframeReader
@@ -107,7 +125,9 @@ class ClipExtractor:
         t0 = time.perf_counter()
         try:
             with KeyframeReader(path, self.opts.skip, self.opts.max_keyframes,
-                                self.opts.decode_threads) as reader:
+                                self.opts.decode_threads,
+                                start_s=None if span is None else span.start_s,
+                                end_s=None if span is None else span.end_s) as reader:
                 info = reader.info
                 for kf in reader:
                     k = len(result.keyframe_times)
@@ -178,6 +198,27 @@ class ClipExtractor:
                     seed = zlib.crc32(name.encode()) ^ self.opts.seed
                     aug = recipe.augmented(y, track.sample_rate, self.opts.audio_aug_copies, seed)
                     clip[recipe.aug_column] = np.asarray(aug).tolist()
+        except MediaError as err:
+            return err
+        finally:
+            clip["t_audio_s"] = time.perf_counter() - t0
+        return None
+
+
+    def _audio_span(self, path: str, result: Extraction, name: str, span: Span
+                    ) -> MediaError | None:
+        """Decode ``span``'s audio range into ``result.audio`` (no clip vector, no speech
+        check); the error if it can't."""
+        from mer_ray.media.audio import decode_audio_range
+
+        clip = result.clip
+        t0 = time.perf_counter()
+        try:
+            track = decode_audio_range(path, span.audio_start_s, span.audio_end_s, SAMPLE_RATE)
+            result.audio, result.audio_rate = track.samples, track.sample_rate
+            clip.update(has_audio=True, audio_seconds=track.seconds)
+            if clip["duration_s"] is None:
+                clip["duration_s"] = track.source_seconds
         except MediaError as err:
             return err
         finally:

@@ -242,13 +242,17 @@ class KeyframeReader:
     file. A count estimated from the container's duration (Matroska without stream
     durations, whose audio may outlast the video) with a clean end is not flagged, nor is a
     stop at ``max_keyframes``. ``decode_threads``: FFmpeg slice threads (None = FFmpeg's
-    default).
+    default). ``start_s`` / ``end_s``: only the keyframes whose timestamp (in whole ms) is in
+    ``[start_s, end_s)``, after a seek to the keyframe before ``start_s``; indices and
+    timestamps stay those of the whole video (one chunk of a long video; ``stopped_early`` is
+    only judged for a range that runs to the end).
     """
 
     _container = None
 
     def __init__(self, path: str, skip: int = 10, max_keyframes: int | None = None,
-                 decode_threads: int | None = None):
+                 decode_threads: int | None = None, start_s: float | None = None,
+                 end_s: float | None = None):
         if skip < 1:
             raise ValueError(f"skip must be >= 1, got {skip}")
         if max_keyframes is not None and max_keyframes < 1:
@@ -262,6 +266,8 @@ class KeyframeReader:
         self.stopped_early = False
         self.decode_error: str | None = None
         self._iterated = False
+        self._start_ms = None if not start_s else round(start_s * 1000)
+        self._end_ms = None if end_s is None else round(end_s * 1000)
         self._open(decode_threads)
 
     # -- opening ------------------------------------------------------------------------
@@ -299,6 +305,9 @@ class KeyframeReader:
         self._start = stream.start_time or 0
         self._index_scale = (float(stream.time_base) * self.info.fps
                              if stream.time_base and self.info.fps else 0.0)
+        if self._start_ms and self._index_scale:
+            target = self._start + int(self._start_ms / 1000 / float(stream.time_base))
+            self._container.seek(target, stream=stream, backward=True)   # keyframe before
         self._decoded = self._frames()
         self._first = next(self._decoded, None)      # a header with no decodable frame is
         if self._first is None:                      # a cut or corrupt file
@@ -347,6 +356,11 @@ class KeyframeReader:
             self.frames_seen = max(self.frames_seen, index + 1)
             if index % self.skip_used:
                 continue
+            where = self._in_range(index, frame)
+            if where < 0:
+                continue
+            if where > 0:
+                return                    # past the range: not "stopped early"
             self.keyframes_read += 1
             image = frame.to_ndarray(format="bgr24")
             if self._turns:                           # upright, as OpenCV and players show it
@@ -357,6 +371,15 @@ class KeyframeReader:
         expected = self.info.frame_count
         short = bool(expected) and self.frames_seen < STOPPED_EARLY_FRACTION * expected
         self.stopped_early = short and (self.decode_error is not None or self.info.count_stated)
+
+    def _in_range(self, index: int, frame) -> int:
+        """-1 before ``start_s``, 0 inside the range, 1 at or after ``end_s``."""
+        if self._start_ms is None and self._end_ms is None:
+            return 0
+        ms = round(self._timestamp(index, frame) * 1000)
+        if self._start_ms is not None and ms < self._start_ms:
+            return -1
+        return 1 if self._end_ms is not None and ms >= self._end_ms else 0
 
     def _timestamp(self, index: int, frame) -> float:
         if self.info.fps:
@@ -409,3 +432,18 @@ def read_keyframes(path: str, skip: int = 10, max_keyframes: int | None = None) 
     """Convenience for tests and small clips: all keyframes in a list (not for long videos)."""
     with KeyframeReader(path, skip, max_keyframes) as reader:
         return reader.info, list(reader)
+
+
+def probe_duration(path: str) -> float | None:
+    """The video stream's duration from the header (no frame decoded); None when the file
+    has no video stream or cannot be opened (extraction then reports why)."""
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                return None
+            info = _stream_info(container.streams.video[0], container.duration)
+    except (av.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return None
+    return info.duration_s or None

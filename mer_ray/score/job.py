@@ -13,6 +13,11 @@
     [-> speaker_pass.finalize]        # speaker-normalised audio model only: audio probabilities
                                       # with every scored clip's per-speaker statistics, re-fused
 
+With ``--segments``, a video longer than chunks.CHUNK_S runs as chunk items (time ranges) in a
+second pipeline of the same stages, whose last map keeps per-chunk records (no crops, no
+samples) in OUT/chunks/; ``chunks.finalize_chunks`` then merges each video whose chunks are
+all committed into its one scores row and its segment / timeline rows.
+
 Each stage sees a bounded batch and Ray Data's streaming executor applies backpressure, so
 memory does not grow with the archive. Resuming: inputs whose path is in a committed scores
 shard are skipped; the models and weights must match the earlier run (``run.json``).
@@ -89,8 +94,9 @@ def model_batches(cfg: ScoreConfig) -> tuple[int, int]:
     return batches
 
 
-def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict]):
-    """The lazy Ray Data pipeline for ``rows`` (input rows not scored yet)."""
+def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict], chunked: bool = False):
+    """The lazy Ray Data pipeline for ``rows`` (input rows not scored yet; ``chunked``: chunk
+    items of long videos, ending in chunk records instead of fused rows)."""
     import ray
 
     from mer_ray.data.extraction import ExtractActor
@@ -100,8 +106,10 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict]):
     per_block = max(2, math.ceil(len(rows) / 20_000))
     n_blocks = max(1, math.ceil(len(rows) / per_block))
     pool = ray.data.ActorPoolStrategy
-    to_rows = functools.partial(extraction_rows, audio_column=plan.audio_column,
-                                opts=plan.extract)
+    from mer_ray.score.chunks import chunk_extraction_rows, chunk_records
+
+    to_rows = functools.partial(chunk_extraction_rows if chunked else extraction_rows,
+                                audio_column=plan.audio_column, opts=plan.extract)
     weights = FusionWeights(cfg.w_visual, cfg.w_audio)
     visual_batch, audio_batch = model_batches(cfg)
     ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
@@ -118,6 +126,9 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict]):
                             batch_size=audio_batch, batch_format="pyarrow",
                             num_cpus=workers.model_cpus, compute=pool(size=cfg.audio_workers),
                             **_gpus(cfg.audio_gpus))
+    if chunked:
+        return ds.map_batches(chunk_records, batch_size=None, batch_format="pyarrow",
+                              num_cpus=0.1)
     return ds.map_batches(fuse_rows, fn_args=(weights, plan.model_ids, cfg.timeline),
                           batch_size=None, batch_format="pyarrow", num_cpus=0.1)
 
@@ -152,8 +163,16 @@ def _score_locked(cfg: ScoreConfig, plan: ScorePlan, items: list, started: float
     store.write_json(RUN_FILE, run)
     todo = [it.to_row() for it in items if it.path not in done]
     log.info("%d inputs: %d already scored, %d to score", len(items), len(items) - len(todo), len(todo))
-    if todo:
-        _run_pipeline(cfg, plan, store, todo, already=len(done))
+    whole, chunk_items = _chunk_work(cfg, plan, todo)
+    if whole:
+        _run_pipeline(cfg, plan, store, whole, already=len(done))
+    if chunk_items:
+        _run_chunk_pipeline(cfg, plan, chunk_items)
+    if plan.segments:
+        from mer_ray.score.chunks import finalize_chunks
+
+        finalize_chunks(cfg.out, weights, plan.model_ids, cfg.timeline, cfg.extract.face_mode,
+                        store.done_paths())
     speaker_norm = None
     if plan.speaker_norm:                           # every clip is in: the second pass
         from mer_ray.score.speaker_pass import finalize
@@ -163,6 +182,40 @@ def _score_locked(cfg: ScoreConfig, plan: ScorePlan, items: list, started: float
     return summarize_scores(store, cfg, listed=len(items), scored=len(todo),
                             seconds=time.time() - started, speaker_norm=speaker_norm,
                             listed_paths={it.path for it in items})
+
+
+def _chunk_work(cfg: ScoreConfig, plan: ScorePlan, todo: list[dict]
+                ) -> tuple[list[dict], list[dict]]:
+    """(input rows scored whole, chunk items not committed yet): long videos are chunked with
+    --segments, unless the audio model is speaker-normalised (its finalize needs clip rows)."""
+    if not plan.segments or plan.speaker_norm or not todo:
+        return todo, []
+    from mer_ray.score import chunks
+
+    whole, per_video = chunks.split_for_chunks(todo, cfg.extract.segment_s, cfg.extract.hop_s,
+                                               chunks.CHUNK_S)
+    if not per_video:
+        return whole, []
+    done = chunks.chunks_store(cfg.out).done_paths()
+    items = [it for items in per_video.values() for it in items
+             if chunks.chunk_key(it["path"], it[chunks.CHUNK_COL]) not in done]
+    log.info("%d long videos in %d chunks (%d already committed)", len(per_video),
+             sum(map(len, per_video.values())), sum(map(len, per_video.values())) - len(items))
+    return whole, items
+
+
+def _run_chunk_pipeline(cfg: ScoreConfig, plan: ScorePlan, items: list[dict]) -> None:
+    """The chunk items through the stages into OUT/chunks/ (chunks.chunk_schema)."""
+    from mer_ray.data.shard_sink import ShardSink, one_line_errors
+    from mer_ray.runtime import init_ray
+    from mer_ray.score.chunks import CHUNKS_DIR, chunk_schema, chunks_store
+
+    init_ray(cfg.ray)
+    sink = ShardSink(functools.partial(chunks_store, cfg.out), lambda t: {CHUNKS_DIR: t},
+                     chunk_schema(), rows_per_shard=cfg.videos_per_shard)
+    with one_line_errors():
+        build_dataset(cfg, plan, items, chunked=True).write_datasink(
+            sink, ray_remote_args={"num_cpus": 0})
 
 
 def _run_pipeline(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo: list[dict],
