@@ -25,7 +25,7 @@ def _wav_archive(shared_data: Path, root: Path, n: int) -> Path:
     return root
 
 
-def gated_rows(items, results, audio_column, out, first, marks):
+def gated_rows(items, results, audio_column, out, first, marks, opts=None):
     """extraction_rows, but an input outside ``first`` waits until OUT/scores holds a
     committed shard; ``marks`` records, per held input, how many shards there were then."""
     from mer_ray.score.rows import extraction_rows
@@ -40,7 +40,7 @@ def gated_rows(items, results, audio_column, out, first, marks):
                 break
             time.sleep(0.2)
         Path(marks, Path(item["path"]).name).write_text(str(len(shards)))
-    return extraction_rows(items, results, audio_column=audio_column)
+    return extraction_rows(items, results, audio_column=audio_column, opts=opts)
 
 
 @pytest.mark.slow
@@ -69,7 +69,7 @@ def test_shards_commit_before_the_model_batch_fills(ray_local, shared_data, tiny
     assert "gave-up" not in seen and len(seen) == 4 and min(seen.values()) >= 1, seen
 
 
-def full_disk_split(table, timeline=False):
+def full_disk_split(table, timeline=False, segments=False):
     """split_output on a full disk: the sink's write fails as ShardStore reports it."""
     from mer_ray.data.shards import _write_error
 

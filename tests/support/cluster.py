@@ -122,7 +122,8 @@ class LocalHead:
 
 def start_head(num_cpus: int = 2, temp_dir: str | os.PathLike | None = None,
                object_store_mb: int = 512, timeout_s: float = 120.0,
-               extra_args: Sequence[str] = (), attempts: int = 2) -> LocalHead:
+               extra_args: Sequence[str] = (), attempts: int = 2,
+               extra_env: dict[str, str] | None = None) -> LocalHead:
     """`ray start --head` on free ports with token auth, then wait for the job server.
 
     ``temp_dir`` must be short (Ray puts unix sockets under it); default: a new
@@ -130,11 +131,13 @@ def start_head(num_cpus: int = 2, temp_dir: str | os.PathLike | None = None,
     this process dies without calling ``stop``. If `ray start` exits non-zero (e.g. a port
     taken between choosing and binding it) it is retried on new ports, up to ``attempts``
     times. Raises RuntimeError with the start log if the head does not come up; nothing is
-    left running then.
+    left running then. ``extra_env``: more environment for the head's processes (e.g. Ray
+    system settings as ``RAY_<name>`` variables).
     """
     for attempt in range(1, attempts + 1):
         try:
-            return _start_head_once(num_cpus, temp_dir, object_store_mb, timeout_s, extra_args)
+            return _start_head_once(num_cpus, temp_dir, object_store_mb, timeout_s, extra_args,
+                                    extra_env or {})
         except _StartExited:
             if attempt == attempts:
                 raise
@@ -146,7 +149,8 @@ class _StartExited(RuntimeError):
 
 
 def _start_head_once(num_cpus: int, temp_dir: str | os.PathLike | None, object_store_mb: int,
-                     timeout_s: float, extra_args: Sequence[str]) -> LocalHead:
+                     timeout_s: float, extra_args: Sequence[str],
+                     extra_env: dict[str, str]) -> LocalHead:
     owns = temp_dir is None
     root = Path(tempfile.mkdtemp(prefix="mrh-", dir="/tmp") if owns else temp_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -164,8 +168,8 @@ def _start_head_once(num_cpus: int, temp_dir: str | os.PathLike | None, object_s
            f"--temp-dir={root / 'ray'}", "--disable-usage-stats", *extra_args]
     log_path = root / "ray-start.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=auth_env(token_path),
-                                start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**auth_env(token_path), **extra_env}, start_new_session=True)
     head = LocalHead(root, token_path, ports["gcs"], ports["dashboard"], session_id=proc.pid,
                      owns_temp_dir=owns)
     head.watchdog_pid = _spawn_watchdog(head)
