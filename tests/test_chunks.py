@@ -81,3 +81,17 @@ def test_keyframe_range_is_the_whole_video_sliced(tmp_path):
         ref = [w for w in whole if start * 1000 <= round(w[1] * 1000) < end * 1000]
         assert [p[:2] for p in part] == [r[:2] for r in ref]
         assert all(np.array_equal(p[2], r[2]) for p, r in zip(part, ref))
+
+
+def test_keyframe_cap_applies_to_the_range_read(tmp_path):
+    """max_keyframes bounds the keyframes of what is read: a chunk of a long video keeps its
+    share (stride from the range's frames), while the whole video gets the wider stride."""
+    from mer_ray.media.video import KeyframeReader
+    from mer_ray.sample.mux import write_clip
+
+    frames = (np.full((48, 64, 3), i % 255, np.uint8) for i in range(200))     # 20 s at 10 fps
+    path = write_clip(tmp_path / "long.mp4", frames, None, 10, 16000)
+    with KeyframeReader(str(path), skip=1, max_keyframes=20) as whole:
+        assert whole.skip_used == 10                        # 200 frames / 20
+    with KeyframeReader(str(path), skip=1, max_keyframes=20, start_s=0.0, end_s=4.0) as chunk:
+        assert chunk.skip_used == 2                         # 40 frames / 20

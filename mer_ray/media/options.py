@@ -24,8 +24,8 @@ class ExtractOptions:
     skip: int = field(default=SKIP_NO, metadata={
         "help": "keep every SKIP-th frame (10 is the thesis's value)"})
     max_keyframes: int = field(default=512, metadata={
-        "help": "keyframes per video at most; longer videos get a larger stride so memory stays "
-                "bounded"})
+        "help": "keyframes per video at most (per 60 s chunk of a long video with --segments); "
+                "longer videos get a larger stride so memory stays bounded"})
     max_audio_s: float = field(default=600.0, metadata={
         "help": "decode at most this many seconds of audio"})
     detect_width: int | None = field(default=DETECT_WIDTH, metadata={

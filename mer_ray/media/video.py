@@ -318,8 +318,15 @@ class KeyframeReader:
             self.info.width, self.info.height = self.info.height, self.info.width
 
     def _stride(self) -> int:
-        if self.max_keyframes and self.info.frame_count:
-            return max(self.skip, math.ceil(self.info.frame_count / self.max_keyframes))
+        """Every ``skip``-th frame, widened so that at most ``max_keyframes`` fall in what is
+        read: the whole video, or the ``[start_s, end_s)`` range of a chunk (so a long video's
+        chunks each keep their share instead of one cap spread over hours)."""
+        frames = self.info.frame_count
+        if self._end_ms is not None and self.info.fps:
+            span_s = (self._end_ms - (self._start_ms or 0)) / 1000
+            frames = min(frames or math.inf, math.ceil(span_s * self.info.fps))
+        if self.max_keyframes and frames and math.isfinite(frames):
+            return max(self.skip, math.ceil(frames / self.max_keyframes))
         return self.skip
 
     # -- iteration ----------------------------------------------------------------------
