@@ -40,8 +40,13 @@ def nodes():
 
 
 def submit(head: cluster.LocalHead, script: str, args: list[str]) -> str:
+    """`ray job submit` of ``script`` (relative to the repo) without --working-dir: the raylets
+    here share one session folder, and their runtime-env agents unpacking the same working_dir
+    package at once race (a worker then imports a half-unpacked mer_ray). Every node of this
+    machine imports the installed package instead, as on a cluster with mer_ray installed."""
     job_id = f"mer-node-death-{uuid.uuid4().hex[:8]}"
-    cmd = cluster.submit_command([PYTHON, script, *args], head.address, submission_id=job_id)
+    cmd = cluster.submit_command([PYTHON, str(REPO / script), *args], head.address,
+                                 working_dir=None, submission_id=job_id)
     cluster.ray_cli(cmd, env=head.env(), cwd=REPO)
     return job_id
 

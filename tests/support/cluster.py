@@ -372,11 +372,14 @@ def _node_ids(head: LocalHead) -> set[str]:
 
 
 # ------------------------------------------------------------------------- ray job CLI
-def submit_command(entrypoint: Sequence[str], address: str, working_dir: str = ".",
+def submit_command(entrypoint: Sequence[str], address: str, working_dir: str | None = ".",
                    submission_id: str | None = None, wait: bool = False,
                    runtime_env: str | None = None) -> list[str]:
-    """The `ray job submit` command line (what the README shows)."""
-    cmd = ["ray", "job", "submit", "--address", address, "--working-dir", working_dir]
+    """The `ray job submit` command line (what the README shows); ``working_dir`` None: no
+    upload, the nodes import the installed package."""
+    cmd = ["ray", "job", "submit", "--address", address]
+    if working_dir is not None:
+        cmd += ["--working-dir", working_dir]
     if runtime_env:
         cmd += ["--runtime-env", runtime_env]
     if submission_id:
