@@ -211,6 +211,8 @@ def test_small_job_console_is_quiet(tmp_path, tiny_bundles):
         assert len(text.splitlines()) < 15, text
     assert f"preprocessed {n}/{n} (100%)" in pre and "face crops from" in pre
     assert f"scored {n}/{n} (100%)" in score and "this run:" in score
-    quiet = mer_ray("-q", "score", str(sample), "--out", str(tmp_path / "scores2"), *models)
+    # -q: only the final line (a re-run over the finished output: nothing left, no Ray start)
+    quiet = mer_ray("-q", "score", str(sample), "--out", str(tmp_path / "scores"), *models)
     assert "scored" not in quiet.split("this run")[0] and "rows for" in quiet
+    assert "already scored" not in quiet, quiet           # the stage lines are gone too
 
