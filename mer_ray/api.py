@@ -145,26 +145,18 @@ def _score_here(cfg, items: list, keep: bool) -> dict | None:
     and return None: the caller reads the folder back."""
     from mer_ray.data.out_lock import OutLock
     from mer_ray.data.shards import shard_id_for
-    from mer_ray.models.speaker_norm import UNKNOWN_SPEAKER, speaker_key
-    from mer_ray.score.job import check_same_run, run_record
+    from mer_ray.score.job import begin_run
     from mer_ray.score.local import score_locally
-    from mer_ray.score.plan import resolve_models, resolve_plan
-    from mer_ray.score.schema import RUN_FILE, scores_store
+    from mer_ray.score.plan import item_speakers, resolve_models, resolve_plan
     from mer_ray.score.summary import summarize_scores
 
     started = time.time()
-    speakers = [speaker_key(it.actor, it.speaker) for it in items if it.drop_reason is None]
-    cfg = resolve_models(cfg, [None if s == UNKNOWN_SPEAKER else s for s in speakers])
+    cfg = resolve_models(cfg, item_speakers(items))
     if not keep:
         return score_locally(cfg, [it.to_row() for it in items])
     plan = resolve_plan(cfg)
     with OutLock(cfg.out):
-        store = scores_store(cfg.out)
-        done = store.done_paths()
-        run = run_record(cfg, plan)
-        check_same_run(store, run, has_rows=bool(done))
-        store.write_json(RUN_FILE, run)
-        todo = [it.to_row() for it in items if it.path not in done]
+        store, _, _, todo = begin_run(cfg, plan, items)
         if todo:
             tables = score_locally(cfg, todo)
             if not cfg.timeline:

@@ -201,12 +201,7 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
     check_file(path)              # unreadable / empty_file, as for video
     container = _open(path)
     try:
-        if not container.streams.audio:
-            raise errors.MediaError(errors.NO_AUDIO, f"no audio stream in {path}")
-        stream = container.streams.audio[0]
-        native = stream.rate or stream.codec_context.sample_rate
-        if not native:
-            raise errors.MediaError(errors.ERROR, f"audio stream has no sample rate: {path}")
+        stream, native = _audio_stream(container, path)
         max_native = (None if max_seconds is None
                       else int(math.ceil((max_seconds + READ_AHEAD_S) * native)))
         chunks = _decode_native(container, stream, path, max_native)
@@ -240,6 +235,17 @@ def decode_audio(path: str | os.PathLike, sample_rate: int = SAMPLE_RATE,
                       stopped_early=short and not capped)
 
 
+def _audio_stream(container, path: str) -> tuple:
+    """The first audio stream of an open container and its native sample rate."""
+    if not container.streams.audio:
+        raise errors.MediaError(errors.NO_AUDIO, f"no audio stream in {path}")
+    stream = container.streams.audio[0]
+    native = stream.rate or stream.codec_context.sample_rate
+    if not native:
+        raise errors.MediaError(errors.ERROR, f"audio stream has no sample rate: {path}")
+    return stream, native
+
+
 RANGE_PREROLL_S = 0.5         # decode_audio_range: decoded before the range and dropped
                               # (a codec restarts cold after a seek: AAC's first frames)
 RANGE_EDGE_S = 0.25           # ... and resampled either side of it (soxr's filter edges)
@@ -258,12 +264,7 @@ def decode_audio_range(path: str | os.PathLike, start_s: float, end_s: float,
     check_file(path)
     container = _open(path)
     try:
-        if not container.streams.audio:
-            raise errors.MediaError(errors.NO_AUDIO, f"no audio stream in {path}")
-        stream = container.streams.audio[0]
-        native = stream.rate or stream.codec_context.sample_rate
-        if not native:
-            raise errors.MediaError(errors.ERROR, f"audio stream has no sample rate: {path}")
+        stream, native = _audio_stream(container, path)
         lo, hi = _native_span(start_s, end_s, native, sample_rate)
         y = _decode_span(container, stream, native, lo, hi)
         source_seconds, stated = _source_seconds(container, stream), _stated_seconds(container, stream)

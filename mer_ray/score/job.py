@@ -32,7 +32,7 @@ import time
 from mer_ray.config import ScoreConfig
 from mer_ray.data.shards import ShardStore
 from mer_ray.score.fusion import FusionWeights
-from mer_ray.score.plan import ScorePlan, plan_workers, resolve_models, resolve_plan
+from mer_ray.score.plan import ScorePlan, item_speakers, plan_workers, resolve_models, resolve_plan
 from mer_ray.score.rows import FUSED_SCHEMA, extraction_rows, fuse_rows, split_output
 from mer_ray.score.schema import RUN_FILE, SCORES_DIR, scores_store
 from mer_ray.score.summary import summarize_scores
@@ -138,7 +138,6 @@ def run_score(cfg: ScoreConfig) -> dict:
     (also written to OUT/summary.json). Holds the output directory's lock throughout."""
     from mer_ray.data.out_lock import OutLock
     from mer_ray.data.sources import list_inputs
-    from mer_ray.models.speaker_norm import UNKNOWN_SPEAKER, speaker_key
 
     started = time.time()
     items = list_inputs(cfg.source, cfg.corpus)
@@ -146,22 +145,28 @@ def run_score(cfg: ScoreConfig) -> dict:
         from mer_ray.data.preprocess import no_inputs_message
 
         raise ValueError(no_inputs_message(cfg.source))
-    speakers = [speaker_key(it.actor, it.speaker) for it in items if it.drop_reason is None]
-    cfg = resolve_models(cfg, [None if s == UNKNOWN_SPEAKER else s for s in speakers])
+    cfg = resolve_models(cfg, item_speakers(items))
     plan = resolve_plan(cfg)
     with OutLock(cfg.out):
         return _score_locked(cfg, plan, items, started)
 
 
-def _score_locked(cfg: ScoreConfig, plan: ScorePlan, items: list, started: float) -> dict:
-    """run_score's work once the output directory is ours."""
-    weights = FusionWeights(cfg.w_visual, cfg.w_audio)
+def begin_run(cfg: ScoreConfig, plan: ScorePlan,
+              items: list) -> tuple[ShardStore, set, dict, list[dict]]:
+    """The start of a run into ``cfg.out`` (its lock held): the store, the paths already
+    committed, run.json (written once it matches the earlier rows) and the input rows left."""
     store = scores_store(cfg.out)
     done = store.done_paths()
     run = run_record(cfg, plan)
     check_same_run(store, run, has_rows=bool(done))
     store.write_json(RUN_FILE, run)
-    todo = [it.to_row() for it in items if it.path not in done]
+    return store, done, run, [it.to_row() for it in items if it.path not in done]
+
+
+def _score_locked(cfg: ScoreConfig, plan: ScorePlan, items: list, started: float) -> dict:
+    """run_score's work once the output directory is ours."""
+    weights = FusionWeights(cfg.w_visual, cfg.w_audio)
+    store, done, run, todo = begin_run(cfg, plan, items)
     log.info("%d inputs: %d already scored, %d to score", len(items), len(items) - len(todo), len(todo))
     whole, chunk_items = _chunk_work(cfg, plan, todo)
     if whole:

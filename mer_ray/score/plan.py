@@ -124,3 +124,12 @@ def plan_workers(cfg: ScoreConfig, cluster_cpus: float) -> Workers:
     extract = cfg.extract_workers or max(1, math.ceil(spare - 0.05))
     return Workers(model_cpus=model_cpus, extract_workers=extract,
                    extract_cpus=math.floor(1000 * min(1.0, spare / extract)) / 1000)
+
+
+def item_speakers(items: list) -> list[str | None]:
+    """Speaker id of each listed input with a project class (None where unknown), for
+    :func:`resolve_models`; ``data.bookkeeping.speakers`` is the same for a listing table."""
+    from mer_ray.models.speaker_norm import UNKNOWN_SPEAKER, speaker_key
+
+    keys = (speaker_key(it.actor, it.speaker) for it in items if it.drop_reason is None)
+    return [None if k == UNKNOWN_SPEAKER else k for k in keys]
