@@ -54,14 +54,8 @@ def test_orphans_and_temporaries_are_cleaned_by_the_lock_holder(tmp_path):
 
 def test_nothing_is_deleted_while_another_run_holds_the_lock(tmp_path):
     """Temporaries may belong to the live run that holds the lock: it alone cleans."""
-    import json
-    import socket
-    import time
-
     s, orphan, tmp = _killed_run(tmp_path)
-    (tmp_path / "out" / "_lock.json").write_text(json.dumps(
-        {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
-         "heartbeat": time.time(), "token": "another-run"}))
+    _another_run_holds_the_lock(tmp_path / "out")
     assert s.done_paths() == {"x"}
     assert s.clean() == 0
     assert orphan.exists() and tmp.exists()
@@ -70,18 +64,8 @@ def test_nothing_is_deleted_while_another_run_holds_the_lock(tmp_path):
 
 
 def test_damaged_shard_is_left_in_place_while_another_run_holds_the_lock(tmp_path):
-    import json
-    import socket
-    import time
-
-    s = store(tmp_path)
-    s.write_shard("a", tables(["x", "y"]))
-    s.write_shard("b", tables(["z"]))
-    bad = tmp_path / "out" / "main" / "part-b.parquet"
-    _truncate(bad)
-    (tmp_path / "out" / "_lock.json").write_text(json.dumps(
-        {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
-         "heartbeat": time.time(), "token": "another-run"}))
+    s, bad = _two_shards_one_damaged(tmp_path)
+    _another_run_holds_the_lock(tmp_path / "out")
     assert s.done_paths() == {"x", "y"} and bad.exists()
 
 
@@ -89,12 +73,30 @@ def _truncate(path, keep=20):
     path.write_bytes(path.read_bytes()[:keep])
 
 
-def test_damaged_shard_is_skipped_by_readers_and_left_in_place(tmp_path):
+def _two_shards_one_damaged(tmp_path, table: str = "main"):
+    """A store with committed shards a (x, y) and b (z), b's ``table`` file truncated;
+    returns (store, that file)."""
     s = store(tmp_path)
     s.write_shard("a", tables(["x", "y"]))
     s.write_shard("b", tables(["z"]))
-    bad = tmp_path / "out" / "main" / "part-b.parquet"
+    bad = tmp_path / "out" / table / "part-b.parquet"
     _truncate(bad)
+    return s, bad
+
+
+def _another_run_holds_the_lock(out) -> None:
+    """A live lock of another run (this host, a live pid, a fresh heartbeat) on ``out``."""
+    import json
+    import socket
+    import time
+
+    (out / "_lock.json").write_text(json.dumps(
+        {"host": socket.gethostname(), "pid": os.getpid(), "started": time.time(),
+         "heartbeat": time.time(), "token": "another-run"}))
+
+
+def test_damaged_shard_is_skipped_by_readers_and_left_in_place(tmp_path):
+    s, bad = _two_shards_one_damaged(tmp_path)
     assert s.read("main").column("path").to_pylist() == ["x", "y"]
     assert s.read("side").num_rows == 4          # the damaged shard's twin is left out too
     assert list(s.damaged) == [str(bad)] and "magic" in s.damaged[str(bad)].lower()
@@ -103,10 +105,7 @@ def test_damaged_shard_is_skipped_by_readers_and_left_in_place(tmp_path):
 
 @pytest.mark.parametrize("table", ["main", "side"])
 def test_lock_holder_moves_a_damaged_shard_aside_and_redoes_it(tmp_path, table):
-    s = store(tmp_path)
-    s.write_shard("a", tables(["x", "y"]))
-    s.write_shard("b", tables(["z"]))
-    _truncate(tmp_path / "out" / table / "part-b.parquet")
+    s, _ = _two_shards_one_damaged(tmp_path, table)
     with OutLock(s.out):
         assert s.done_paths() == {"x", "y"}
     moved = sorted(p.relative_to(tmp_path / "out").parts[:2]
