@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import os
 import subprocess
 import sys
@@ -173,12 +172,8 @@ def old_folder(root: str) -> list:
             for p in sorted(found)]
 
 
-def blocks_for(n: int) -> int:
-    """Input blocks of the score pipeline for ``n`` inputs (score.job.build_dataset)."""
-    return max(1, math.ceil(n / max(2, math.ceil(n / 20_000))))
-
-
 def run_old(args) -> dict:
+    from mer_ray.data.bookkeeping import block_count
     from mer_ray.score.schema import scores_store
 
     mem, r = PeakRSS(), {}
@@ -188,7 +183,7 @@ def run_old(args) -> dict:
     timed(r, mem, "speakers", lambda: [(it.actor, it.speaker) for it in items if it.drop_reason is None])
     _ray(r, mem)
     timed(r, mem, "dataset", lambda: _lazy(__import__("ray").data.from_items(
-        todo, override_num_blocks=blocks_for(len(todo)))))
+        todo, override_num_blocks=block_count(len(todo)))))
     folder = timed(r, mem, "folder list", lambda: old_folder(args.tree))
     return {"steps": r, "listed": len(items), "todo": len(todo), "folder_listed": len(folder),
             "todo_paths_head": [t["path"] for t in todo[:3]]}
@@ -196,7 +191,7 @@ def run_old(args) -> dict:
 
 # ---------------------------------------------------------------------------- the new path
 def run_new(args) -> dict:
-    from mer_ray.data.bookkeeping import input_dataset, speakers, take_stock
+    from mer_ray.data.bookkeeping import block_count, input_dataset, speakers, take_stock
     from mer_ray.data.sources import list_inputs_table
     from mer_ray.score.schema import scores_store
 
@@ -206,7 +201,7 @@ def run_new(args) -> dict:
     timed(r, mem, "todo rows", lambda: stock.todo)            # the anti-join above made it
     timed(r, mem, "speakers", lambda: speakers(listed))
     _ray(r, mem)
-    timed(r, mem, "dataset", lambda: _lazy(input_dataset(stock.todo, blocks_for(stock.todo.num_rows))))
+    timed(r, mem, "dataset", lambda: _lazy(input_dataset(stock.todo, block_count(stock.todo.num_rows))))
     folder = timed(r, mem, "folder list", lambda: list_inputs_table(args.tree))
     dry = timed(r, mem, "dry run (score)", lambda: _dry_run(args))
     timed(r, mem, "missing files x200", lambda: _missing_files(200))

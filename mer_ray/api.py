@@ -143,8 +143,10 @@ def _score_here(cfg, items: list, keep: bool) -> dict | None:
     """Score ``items`` in this process (score/local.py). With ``keep``, commit them to
     ``cfg.out`` as the job would (holding the output's lock, skipping inputs already there)
     and return None: the caller reads the folder back."""
+    from mer_ray.data.bookkeeping import input_rows
     from mer_ray.data.out_lock import OutLock
     from mer_ray.data.shards import shard_id_for
+    from mer_ray.data.sources import table_of
     from mer_ray.score.job import begin_run
     from mer_ray.score.local import score_locally
     from mer_ray.score.plan import item_speakers, resolve_models, resolve_plan
@@ -156,14 +158,16 @@ def _score_here(cfg, items: list, keep: bool) -> dict | None:
         return score_locally(cfg, [it.to_row() for it in items])
     plan = resolve_plan(cfg)
     with OutLock(cfg.out):
-        store, _, _, todo = begin_run(cfg, plan, items)
+        listed = table_of(items)
+        store, stock, _ = begin_run(cfg, plan, listed)
+        todo = input_rows(stock.todo).to_pylist()
         if todo:
             tables = score_locally(cfg, todo)
             if not cfg.timeline:
                 tables.pop("timeline", None)
             store.write_shard(shard_id_for(r["path"] for r in todo), tables)
         summarize_scores(store, cfg, listed=len(items), scored=len(todo),
-                         seconds=time.time() - started, listed_paths={it.path for it in items})
+                         seconds=time.time() - started, listed_paths=listed.column("path"))
     return None
 
 

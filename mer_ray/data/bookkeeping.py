@@ -9,6 +9,7 @@ slices of the table (``ray.data.from_arrow``), not from Python dicts.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -54,14 +55,21 @@ def _array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
+def paths_not_listed(committed: pa.Array | pa.ChunkedArray,
+                     listed: pa.Array | pa.ChunkedArray | set[str]) -> int:
+    """Distinct paths of ``committed`` that are not in ``listed`` (rows whose input is gone)."""
+    if isinstance(listed, set):
+        listed = pa.array(sorted(listed), pa.string())
+    distinct = pc.unique(_array(committed))
+    return len(distinct) - int(pc.sum(pc.is_in(distinct, value_set=_array(listed))).as_py() or 0)
+
+
 def take_stock(listed: pa.Table, store: ShardStore, writer: bool = True) -> Stock:
     """``listed`` against the committed shards of ``store``. ``writer``: the run holding the
     output's lock (recovers damaged shards first, as ``ShardStore.committed_paths``); False
     for a dry run, which only reads."""
     committed = pc.unique(_array(store.committed_paths(writer=writer)))
-    listed_paths = listed.column("path")
-    without = len(committed) - int(pc.sum(pc.is_in(committed, value_set=_array(listed_paths)))
-                                   .as_py() or 0)
+    without = paths_not_listed(committed, listed.column("path"))
     return Stock(listed, not_done(listed, committed), len(committed), without)
 
 
@@ -85,14 +93,29 @@ def even_slices(table: pa.Table, n_blocks: int) -> list[pa.Table]:
     return [table.slice(int(start), size + (i < extra)) for i, start in enumerate(starts)]
 
 
-def input_dataset(table: pa.Table, n_blocks: int):
-    """A Ray dataset of ``table``'s input rows in ``n_blocks`` blocks, listing order kept (the
-    columnar stand-in for ``from_items`` of one dict per row). ``from_blocks`` keeps the
-    blocks as cut and computes their metadata here; ``from_arrow`` would start a task per
-    block for it (about 4x slower at thousands of blocks)."""
+MAX_INPUT_BLOCKS = 20_000
+"""Input blocks of a job at most (so a million inputs are ~50 per block: metadata stays small)."""
+
+
+def block_count(n_inputs: int) -> int:
+    """Blocks a job cuts ``n_inputs`` input rows into: one per two inputs, at most
+    MAX_INPUT_BLOCKS (a block is the unit an extraction actor takes, so small blocks spread
+    a small archive over the whole actor pool)."""
+    per_block = max(2, math.ceil(n_inputs / MAX_INPUT_BLOCKS))
+    return max(1, math.ceil(n_inputs / per_block))
+
+
+def input_dataset(table: pa.Table, n_blocks: int, columns: list[str] | None = ITEM_COLUMNS):
+    """A Ray dataset of ``table``'s rows (``columns`` of them; None: all) in ``n_blocks``
+    blocks, listing order kept (the columnar stand-in for ``from_items`` of one dict per
+    row). ``from_blocks`` keeps the blocks as cut and computes their metadata here;
+    ``from_arrow`` would start a task per block for it (about 4x slower at thousands of
+    blocks)."""
     import ray
 
-    return ray.data.from_blocks(even_slices(input_rows(table), n_blocks))
+    if columns is not None:
+        table = table.select(columns)
+    return ray.data.from_blocks(even_slices(table, n_blocks))
 
 
 def speakers(table: pa.Table) -> list[str | None]:

@@ -82,6 +82,11 @@ def items_of(table: pa.Table) -> list[InputItem]:
     return [InputItem(**row) for row in table.to_pylist()]
 
 
+def table_of(items: list[InputItem]) -> pa.Table:
+    """InputItem objects as an ``INPUT_SCHEMA`` table (the inverse of ``items_of``)."""
+    return pa.Table.from_pylist([asdict(it) for it in items], schema=INPUT_SCHEMA)
+
+
 def list_inputs_table(source: str, corpus: str = "auto") -> pa.Table:
     """``list_inputs`` as one ``INPUT_SCHEMA`` table: the same rows in the same order."""
     if corpus not in CORPORA:

@@ -7,10 +7,9 @@ many inputs are left. Starts no Ray, takes no lock, creates and changes nothing.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from mer_ray.config import ScoreConfig
-from mer_ray.data.bookkeeping import (format_dry_run, planned_cpus, speakers, stock_counts,
+from mer_ray.data.bookkeeping import (block_count, format_dry_run, planned_cpus, speakers, stock_counts,
                                       take_stock)
 from mer_ray.data.sources import list_inputs_table
 from mer_ray.score.plan import Workers, plan_workers, resolve_models, resolve_plan
@@ -42,8 +41,7 @@ def dry_run_score(cfg: ScoreConfig) -> dict:
 def extraction_actors(workers: Workers, n_inputs: int) -> int:
     """Extraction actors the score pipeline starts for ``n_inputs`` (score.job.build_dataset:
     never more than its input blocks, of at least two inputs each)."""
-    per_block = max(2, math.ceil(n_inputs / 20_000))
-    return max(1, min(workers.extract_workers, math.ceil(n_inputs / per_block) or 1))
+    return max(1, min(workers.extract_workers, block_count(n_inputs)))
 
 
 def describe_plan(cfg: ScoreConfig, workers: Workers, n_inputs: int) -> str:

@@ -2,7 +2,7 @@
 
 ::
 
-    from_items(inputs not scored yet)
+    input blocks (inputs not scored yet)
       -> map_batches(ExtractActor, CPU actors)          # keyframes, faces, the audio model's
                                                         # vector (data/extraction.py)
       -> map_batches(VisualStage, actors, GPU opt.)     # probabilities per face
@@ -26,13 +26,16 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import time
 
+import pyarrow as pa
+
 from mer_ray.config import ScoreConfig
+from mer_ray.data.bookkeeping import Stock
 from mer_ray.data.shards import ShardStore
+from mer_ray.data.sources import ITEM_COLUMNS
 from mer_ray.score.fusion import FusionWeights
-from mer_ray.score.plan import ScorePlan, item_speakers, plan_workers, resolve_models, resolve_plan
+from mer_ray.score.plan import ScorePlan, plan_workers, resolve_models, resolve_plan
 from mer_ray.score.rows import FUSED_SCHEMA, extraction_rows, fuse_rows, split_output
 from mer_ray.score.schema import RUN_FILE, SCORES_DIR, scores_store
 from mer_ray.score.summary import summarize_scores
@@ -94,25 +97,24 @@ def model_batches(cfg: ScoreConfig) -> tuple[int, int]:
     return batches
 
 
-def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict], chunked: bool = False):
+def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: pa.Table, chunked: bool = False):
     """The lazy Ray Data pipeline for ``rows`` (input rows not scored yet; ``chunked``: chunk
     items of long videos, ending in chunk records instead of fused rows)."""
     import ray
 
+    from mer_ray.data.bookkeeping import block_count, input_dataset
     from mer_ray.data.extraction import ExtractActor
+    from mer_ray.score.chunks import chunk_extraction_rows, chunk_records
     from mer_ray.score.stages import AudioStage, VisualStage
 
     workers = plan_workers(cfg, float(ray.cluster_resources().get("CPU", 1)))
-    per_block = max(2, math.ceil(len(rows) / 20_000))
-    n_blocks = max(1, math.ceil(len(rows) / per_block))
+    n_blocks = block_count(rows.num_rows)
     pool = ray.data.ActorPoolStrategy
-    from mer_ray.score.chunks import chunk_extraction_rows, chunk_records
-
     to_rows = functools.partial(chunk_extraction_rows if chunked else extraction_rows,
                                 audio_column=plan.audio_column, opts=plan.extract)
     weights = FusionWeights(cfg.w_visual, cfg.w_audio)
     visual_batch, audio_batch = model_batches(cfg)
-    ds = ray.data.from_items(rows, override_num_blocks=n_blocks)
+    ds = input_dataset(rows, n_blocks, columns=None if chunked else ITEM_COLUMNS)
     ds = ds.map_batches(ExtractActor, fn_constructor_args=(plan.extract, to_rows, True),
                         batch_size=1, batch_format="pyarrow", num_cpus=workers.extract_cpus,
                         compute=pool(size=max(1, min(workers.extract_workers, n_blocks))))
@@ -136,41 +138,44 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: list[dict], chunked: 
 def run_score(cfg: ScoreConfig) -> dict:
     """Score every input of ``cfg.source`` not yet in ``cfg.out``; returns the summary
     (also written to OUT/summary.json). Holds the output directory's lock throughout."""
+    from mer_ray.data.bookkeeping import speakers
     from mer_ray.data.out_lock import OutLock
-    from mer_ray.data.sources import list_inputs
+    from mer_ray.data.sources import list_inputs_table
 
     started = time.time()
-    items = list_inputs(cfg.source, cfg.corpus)
-    if not items and not cfg.allow_empty:
+    listed = list_inputs_table(cfg.source, cfg.corpus)
+    if not listed.num_rows and not cfg.allow_empty:
         from mer_ray.data.preprocess import no_inputs_message
 
         raise ValueError(no_inputs_message(cfg.source))
-    cfg = resolve_models(cfg, item_speakers(items))
+    cfg = resolve_models(cfg, speakers(listed))
     plan = resolve_plan(cfg)
     with OutLock(cfg.out):
-        return _score_locked(cfg, plan, items, started)
+        return _score_locked(cfg, plan, listed, started)
 
 
-def begin_run(cfg: ScoreConfig, plan: ScorePlan,
-              items: list) -> tuple[ShardStore, set, dict, list[dict]]:
-    """The start of a run into ``cfg.out`` (its lock held): the store, the paths already
-    committed, run.json (written once it matches the earlier rows) and the input rows left."""
+def begin_run(cfg: ScoreConfig, plan: ScorePlan, listed: pa.Table) -> tuple[ShardStore, Stock, dict]:
+    """The start of a run into ``cfg.out`` (its lock held): the store, ``listed`` (INPUT_SCHEMA
+    rows) against the committed rows, and run.json (written once it matches the earlier rows)."""
+    from mer_ray.data.bookkeeping import take_stock
+
     store = scores_store(cfg.out)
-    done = store.done_paths()
+    stock = take_stock(listed, store)
     run = run_record(cfg, plan)
-    check_same_run(store, run, has_rows=bool(done))
+    check_same_run(store, run, has_rows=stock.committed > 0)
     store.write_json(RUN_FILE, run)
-    return store, done, run, [it.to_row() for it in items if it.path not in done]
+    return store, stock, run
 
 
-def _score_locked(cfg: ScoreConfig, plan: ScorePlan, items: list, started: float) -> dict:
+def _score_locked(cfg: ScoreConfig, plan: ScorePlan, listed: pa.Table, started: float) -> dict:
     """run_score's work once the output directory is ours."""
     weights = FusionWeights(cfg.w_visual, cfg.w_audio)
-    store, done, run, todo = begin_run(cfg, plan, items)
-    log.info("%d inputs: %d already scored, %d to score", len(items), len(items) - len(todo), len(todo))
-    whole, chunk_items = _chunk_work(cfg, plan, todo)
-    if whole:
-        _run_pipeline(cfg, plan, store, whole, already=len(done))
+    store, stock, run = begin_run(cfg, plan, listed)
+    log.info("%d inputs: %d already scored, %d to score", listed.num_rows, stock.done,
+             stock.todo.num_rows)
+    whole, chunk_items = _chunk_work(cfg, plan, stock.todo)
+    if whole.num_rows:
+        _run_pipeline(cfg, plan, store, whole, already=stock.committed)
     if chunk_items:
         _run_chunk_pipeline(cfg, plan, chunk_items)
     if plan.segments:
@@ -184,23 +189,27 @@ def _score_locked(cfg: ScoreConfig, plan: ScorePlan, items: list, started: float
 
         speaker_norm = finalize(store, cfg.audio, weights, plan.model_ids)
         store.write_json(RUN_FILE, {**run, "speaker_norm": speaker_norm})
-    return summarize_scores(store, cfg, listed=len(items), scored=len(todo),
+    return summarize_scores(store, cfg, listed=listed.num_rows, scored=stock.todo.num_rows,
                             seconds=time.time() - started, speaker_norm=speaker_norm,
-                            listed_paths={it.path for it in items})
+                            listed_paths=listed.column("path"))
 
 
-def _chunk_work(cfg: ScoreConfig, plan: ScorePlan, todo: list[dict]
-                ) -> tuple[list[dict], list[dict]]:
+def _chunk_work(cfg: ScoreConfig, plan: ScorePlan, todo: pa.Table) -> tuple[pa.Table, list[dict]]:
     """(input rows scored whole, chunk items not committed yet): long videos are chunked with
-    --segments, unless the audio model is speaker-normalised (its finalize needs clip rows)."""
-    if not plan.segments or plan.speaker_norm or not todo:
+    --segments, unless the audio model is speaker-normalised (its finalize needs clip rows).
+    Only then are the rows left read one by one (each file's length is probed)."""
+    if not plan.segments or plan.speaker_norm or not todo.num_rows:
         return todo, []
+    import pyarrow.compute as pc
+
     from mer_ray.score import chunks
 
-    whole, per_video = chunks.split_for_chunks(todo, cfg.extract.segment_s, cfg.extract.hop_s,
-                                               chunks.CHUNK_S)
+    _, per_video = chunks.split_for_chunks(todo.select(ITEM_COLUMNS).to_pylist(),
+                                           cfg.extract.segment_s, cfg.extract.hop_s, chunks.CHUNK_S)
     if not per_video:
-        return whole, []
+        return todo, []
+    whole = todo.filter(pc.invert(pc.is_in(todo.column("path"),
+                                           value_set=pa.array(list(per_video), pa.string()))))
     done = chunks.chunks_store(cfg.out).done_paths()
     items = [it for items in per_video.values() for it in items
              if chunks.chunk_key(it["path"], it[chunks.CHUNK_COL]) not in done]
@@ -219,11 +228,11 @@ def _run_chunk_pipeline(cfg: ScoreConfig, plan: ScorePlan, items: list[dict]) ->
     sink = ShardSink(functools.partial(chunks_store, cfg.out), lambda t: {CHUNKS_DIR: t},
                      chunk_schema(), rows_per_shard=cfg.videos_per_shard)
     with one_line_errors():
-        build_dataset(cfg, plan, items, chunked=True).write_datasink(
+        build_dataset(cfg, plan, pa.Table.from_pylist(items), chunked=True).write_datasink(
             sink, ray_remote_args={"num_cpus": 0})
 
 
-def _run_pipeline(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo: list[dict],
+def _run_pipeline(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo: pa.Table,
                   already: int) -> None:
     from mer_ray.data.shard_sink import ShardSink, one_line_errors
     from mer_ray.runtime import init_ray
@@ -234,6 +243,6 @@ def _run_pipeline(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo: li
                      functools.partial(split_output, timeline=cfg.timeline,
                                        segments=plan.segments), FUSED_SCHEMA,
                      rows_per_shard=cfg.videos_per_shard)
-    with ProgressLogger(store, SCORES_DIR, total=already + len(todo), already=already), \
+    with ProgressLogger(store, SCORES_DIR, total=already + todo.num_rows, already=already), \
             one_line_errors():
         build_dataset(cfg, plan, todo).write_datasink(sink, ray_remote_args={"num_cpus": 0})

@@ -1,11 +1,11 @@
 """summary.json of a score output: counts and timings over every committed row."""
 from __future__ import annotations
 
-from collections import Counter
-
-import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mer_ray.config import ScoreConfig
+from mer_ray.data.bookkeeping import paths_not_listed
 from mer_ray.data.shards import ShardStore
 from mer_ray.score.schema import SCORES_DIR, SUMMARY_FILE
 
@@ -15,30 +15,38 @@ TIMINGS = ("t_decode_s", "t_faces_s", "t_audio_features_s", "t_visual_s", "t_aud
            "t_fusion_s")
 
 
-def _mean(values: list) -> float | None:
-    vals = [float(v) for v in values if v is not None]
-    return round(float(np.mean(vals)), 4) if vals else None
+def _mean(values: pa.ChunkedArray) -> float | None:
+    mean = pc.mean(values.cast(pa.float64())).as_py()      # nulls skipped; None when all are
+    return None if mean is None else round(float(mean), 4)
+
+
+def _counts(values: pa.ChunkedArray) -> dict[str, int]:
+    """{value: rows}, sorted by value, nulls left out (columnar: a million rows stay cheap)."""
+    pairs = pc.value_counts(values.drop_null()).to_pylist()
+    return dict(sorted((p["values"], p["counts"]) for p in pairs))
 
 
 def summarize_scores(store: ShardStore, cfg: ScoreConfig, listed: int, scored: int,
                      seconds: float, speaker_norm: dict | None = None,
-                     listed_paths: set[str] | None = None) -> dict:
+                     listed_paths: pa.Array | pa.ChunkedArray | set[str] | None = None
+                     ) -> dict:
     """Counts and timings over everything committed so far; written to OUT/summary.json
     (with the finalize pass's ``speaker_norm`` report when there was one). With
     ``listed_paths`` (this run's inputs) it also counts committed rows whose input is no
     longer listed (deleted or moved since): kept, not deleted, but said."""
     cols = store.read(SCORES_DIR, columns=["path", "status", "fusion_mode", "emotion",
-                                           *TIMINGS]).to_pydict()
+                                           *TIMINGS])
+    emotion = cols.column("emotion")
     summary = {
-        "out": cfg.out, "inputs_listed": listed, "rows": len(cols["status"]),
+        "out": cfg.out, "inputs_listed": listed, "rows": cols.num_rows,
         "rows_without_input": (None if listed_paths is None
-                               else len(set(cols["path"]) - listed_paths)),
-        "status": dict(sorted(Counter(cols["status"]).items())),
-        "fusion_mode": dict(sorted(Counter(cols["fusion_mode"]).items())),
-        "emotion": dict(sorted(Counter(e for e in cols["emotion"] if e).items())),
+                               else paths_not_listed(cols.column("path"), listed_paths)),
+        "status": _counts(cols.column("status")),
+        "fusion_mode": _counts(cols.column("fusion_mode")),
+        "emotion": _counts(emotion.filter(pc.not_equal(emotion, ""))),
         "this_run": {"scored": scored, "seconds": round(seconds, 2),
                      "videos_per_s": round(scored / seconds, 3) if scored and seconds > 0 else None},
-        "mean_seconds_per_video": {k: _mean(cols[k]) for k in TIMINGS},
+        "mean_seconds_per_video": {k: _mean(cols.column(k)) for k in TIMINGS},
         "thesis_table_4_7": THESIS_TABLE_4_7,
     }
     if cfg.extract.segment_s is not None:
