@@ -443,12 +443,13 @@ class ShardProgress:
         self._thread = threading.Thread(target=self._run, name=f"{verb}-progress", daemon=True)
 
     @classmethod
-    def of_new_rows(cls, store, table: str, todo: int, verb: str) -> "ShardProgress":
-        """``todo`` rows to come on top of what ``table`` holds now."""
+    def of_new_rows(cls, store, table: str, todo: int, verb: str,
+                    unit: str = "videos") -> "ShardProgress":
+        """``todo`` rows (of ``unit``) to come on top of what ``table`` holds now."""
         progress = cls(store, table, total=0, already=0, verb=verb)
         already = progress.count()
         progress.total, progress.already = already + todo, already
-        progress.progress_line = ProgressLine(verb, already + todo, already)
+        progress.progress_line = ProgressLine(verb, already + todo, already, unit=unit)
         return progress
 
     def count(self) -> int:

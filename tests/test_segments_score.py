@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,16 +69,22 @@ def test_flags_reach_the_extraction_options(tmp_path):
     assert (opts.segment_s, opts.hop_s, opts.face_mode) == (None, None, "largest")
 
 
-def test_a_resumed_run_must_keep_its_segment_settings(tmp_path):
+def _visual_bundle(root: Path) -> str:
+    """A visual bundle folder that resolve_plan accepts (its weights are never loaded)."""
     from mer_ray.models.bundle import BundleInfo, write_bundle_info
 
-    (tmp_path / "v").mkdir()
-    (tmp_path / "v" / "model.keras").write_bytes(b"weights")
-    write_bundle_info(str(tmp_path / "v"), BundleInfo("visual", list(EMOTIONS), "model.keras",
-                                                      "face200", None, "tiny", ""))
+    (root / "v").mkdir()
+    (root / "v" / "model.keras").write_bytes(b"weights")
+    write_bundle_info(str(root / "v"), BundleInfo("visual", list(EMOTIONS), "model.keras",
+                                                  "face200", None, "tiny", ""))
+    return str(root / "v")
+
+
+def test_a_resumed_run_must_keep_its_segment_settings(tmp_path):
+    visual = _visual_bundle(tmp_path)
 
     def record(**extract):
-        cfg = ScoreConfig(source=str(tmp_path), out=str(tmp_path), visual=str(tmp_path / "v"),
+        cfg = ScoreConfig(source=str(tmp_path), out=str(tmp_path), visual=visual,
                           extract=ExtractOptions(**extract))
         return run_record(cfg, resolve_plan(cfg))
 
@@ -89,8 +96,25 @@ def test_a_resumed_run_must_keep_its_segment_settings(tmp_path):
         with pytest.raises(ValueError, match="already holds scores made with"):
             check_same_run(store, record(**other), has_rows=True)
     old = record()                                  # an output from before these options
-    store.write_json(RUN_FILE, {k: v for k, v in old.items() if k not in ("segments", "faces")})
+    store.write_json(RUN_FILE, {k: v for k, v in old.items()
+                                if k not in ("segments", "faces", "chunk_s")})
     check_same_run(store, record(), has_rows=True)
+
+
+def test_a_resumed_segments_run_must_keep_its_chunk_length(tmp_path, monkeypatch):
+    """Committed chunk records are only valid for the chunk length that cut them."""
+    from mer_ray.score import chunks
+
+    cfg = ScoreConfig(source=str(tmp_path), out=str(tmp_path), visual=_visual_bundle(tmp_path),
+                      extract=ExtractOptions(segment_s=3.0))
+    run = run_record(cfg, resolve_plan(cfg))
+    assert run["chunk_s"] == chunks.CHUNK_S
+    store = scores_store(str(tmp_path))
+    store.write_json(RUN_FILE, {k: v for k, v in run.items() if k != "chunk_s"})
+    check_same_run(store, run, has_rows=True)       # older run.json: the 60 s it was cut with
+    monkeypatch.setattr(chunks, "CHUNK_S", 30.0)
+    with pytest.raises(ValueError, match="chunk_s=60.0; this run has chunk_s=30.0"):
+        check_same_run(store, run_record(cfg, resolve_plan(cfg)), has_rows=True)
 
 
 def _predicted_row(**kw) -> dict:

@@ -42,9 +42,12 @@ from mer_ray.score.summary import summarize_scores
 
 log = logging.getLogger(__name__)
 
-RESUME_KEYS = ("model_ids", "weights", "skip", "timeline", "segments", "faces")
+RESUME_KEYS = ("model_ids", "weights", "skip", "timeline", "segments", "faces", "chunk_s")
 """run.json entries an output directory's earlier rows must share with a new run (a key
-missing from an older run.json reads as None, today's default for segments and faces)."""
+missing from an older run.json reads as None, today's default for segments and faces; a
+missing ``chunk_s`` of a segments run reads as LEGACY_CHUNK_S)."""
+LEGACY_CHUNK_S = 60.0
+"""The chunk length of segments runs whose run.json predates its ``chunk_s`` entry."""
 
 
 def segment_settings(cfg: ScoreConfig) -> tuple[dict | None, dict | None]:
@@ -64,7 +67,21 @@ def run_record(cfg: ScoreConfig, plan: ScorePlan) -> dict:
     segments, faces = segment_settings(cfg)
     return {"model_ids": plan.model_ids, "weights": weights.normalized().to_dict(),
             "skip": cfg.extract.skip, "timeline": cfg.timeline, "segments": segments,
-            "faces": faces, "config": cfg.to_dict()}
+            "faces": faces, "chunk_s": _chunk_s(segments), "config": cfg.to_dict()}
+
+
+def _chunk_s(segments: dict | None) -> float | None:
+    """Seconds per chunk item of a segments run (committed chunks are only valid for it)."""
+    from mer_ray.score.chunks import CHUNK_S
+
+    return None if segments is None else CHUNK_S
+
+
+def _resumed(before: dict, key: str):
+    """``before[key]``, or what an older run.json without the key meant."""
+    if key == "chunk_s" and key not in before:
+        return None if before.get("segments") is None else LEGACY_CHUNK_S
+    return before.get(key)
 
 
 def check_same_run(store: ShardStore, run: dict, has_rows: bool) -> None:
@@ -74,8 +91,8 @@ def check_same_run(store: ShardStore, run: dict, has_rows: bool) -> None:
     if not has_rows or before is None:
         return
     for key in RESUME_KEYS:
-        if before.get(key) != run.get(key):
-            raise ValueError(f"{store.out} already holds scores made with {key}={before.get(key)}; "
+        if _resumed(before, key) != run.get(key):
+            raise ValueError(f"{store.out} already holds scores made with {key}={_resumed(before, key)}; "
                              f"this run has {key}={run.get(key)}. Use a new --out (or delete the "
                              "old one).")
 
@@ -219,15 +236,19 @@ def _chunk_work(cfg: ScoreConfig, plan: ScorePlan, todo: pa.Table) -> tuple[pa.T
 
 
 def _run_chunk_pipeline(cfg: ScoreConfig, plan: ScorePlan, items: list[dict]) -> None:
-    """The chunk items through the stages into OUT/chunks/ (chunks.chunk_schema)."""
+    """The chunk items through the stages into OUT/chunks/ (chunks.chunk_schema), with a
+    progress line counted in chunks (``scored 12/60 chunks``)."""
+    from mer_ray.console import ShardProgress
     from mer_ray.data.shard_sink import ShardSink, one_line_errors
     from mer_ray.runtime import init_ray
     from mer_ray.score.chunks import CHUNKS_DIR, chunk_schema, chunks_store
 
     init_ray(cfg.ray)
+    store = chunks_store(cfg.out)
     sink = ShardSink(functools.partial(chunks_store, cfg.out), lambda t: {CHUNKS_DIR: t},
                      chunk_schema(), rows_per_shard=cfg.videos_per_shard)
-    with one_line_errors():
+    with ShardProgress.of_new_rows(store, CHUNKS_DIR, len(items), "scored", unit="chunks"), \
+            one_line_errors():
         build_dataset(cfg, plan, pa.Table.from_pylist(items), chunked=True).write_datasink(
             sink, ray_remote_args={"num_cpus": 0})
 
