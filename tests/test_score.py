@@ -260,6 +260,21 @@ def test_plan_workers_leaves_room_for_models():
     assert forced.extract_workers == 4 and 4 * forced.extract_cpus <= 2 - 0.25
 
 
+def test_actors_declare_their_memory_and_always_fit():
+    from mer_ray.score.plan import ACTOR_MEMORY, GIB
+
+    cfg = ScoreConfig(source="s", out="o", visual="v", audio="a")
+    roomy = plan_workers(cfg, 2, cluster_memory=64 * GIB)
+    assert roomy.memory == {k: int(v) for k, v in ACTOR_MEMORY.items()}
+    for memory in (1 * GIB, 3 * GIB):               # less than the actors are measured to use
+        tight = plan_workers(cfg, 16, cluster_memory=memory)
+        declared = (tight.extract_workers * tight.memory["extract"] + tight.memory["visual"]
+                    + tight.memory["audio"])
+        assert 0 < declared <= 0.9 * memory
+    audio_only = plan_workers(ScoreConfig("s", "o", audio="a"), 2, cluster_memory=64 * GIB)
+    assert set(audio_only.memory) == {"extract", "audio"}
+
+
 def test_faces_array_reads_crops_in_place():
     from mer_ray.score.predictors import FACES_COL, faces_array
 

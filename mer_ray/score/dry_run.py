@@ -12,7 +12,7 @@ from mer_ray.config import ScoreConfig
 from mer_ray.data.bookkeeping import (block_count, format_dry_run, planned_cpus, speakers, stock_counts,
                                       take_stock)
 from mer_ray.data.sources import list_inputs_table
-from mer_ray.score.plan import Workers, plan_workers, resolve_models, resolve_plan
+from mer_ray.score.plan import GIB, Workers, plan_workers, resolve_models, resolve_plan
 from mer_ray.score.schema import scores_store
 
 
@@ -45,19 +45,24 @@ def extraction_actors(workers: Workers, n_inputs: int) -> int:
 
 
 def describe_plan(cfg: ScoreConfig, workers: Workers, n_inputs: int) -> str:
-    """'2 extraction actors x 0.73 CPU, 1 visual actor x 0.25 CPU, 1 audio actor x 0.25 CPU'."""
+    """'2 extraction actors x 0.73 CPU 0.7 GiB, 1 visual actor x 0.25 CPU 2 GiB, ...'."""
     if not n_inputs:
         return "nothing to score"
 
-    def actors(n: int, what: str, cpus: float, gpus: float = 0.0) -> str:
+    def actors(n: int, what: str, cpus: float, stage: str, gpus: float = 0.0) -> str:
         gpu = f" + {gpus:g} GPU" if gpus > 0 else ""
-        return f"{n} {what} actor{'s' * (n != 1)} x {cpus:g} CPU{gpu}"
+        memory = workers.memory.get(stage)
+        mem = f" {memory / GIB:.2g} GiB" if memory else ""
+        return f"{n} {what} actor{'s' * (n != 1)} x {cpus:g} CPU{gpu}{mem}"
 
-    parts = [actors(extraction_actors(workers, n_inputs), "extraction", workers.extract_cpus)]
+    parts = [actors(extraction_actors(workers, n_inputs), "extraction", workers.extract_cpus,
+                    "extract")]
     if cfg.visual is not None:
-        parts.append(actors(cfg.visual_workers, "visual", workers.model_cpus, cfg.gpus_per_worker))
+        parts.append(actors(cfg.visual_workers, "visual", workers.model_cpus, "visual",
+                            cfg.gpus_per_worker))
     if cfg.audio is not None:
-        parts.append(actors(cfg.audio_workers, "audio", workers.model_cpus, cfg.audio_gpus))
+        parts.append(actors(cfg.audio_workers, "audio", workers.model_cpus, "audio",
+                            cfg.audio_gpus))
     return ", ".join(parts)
 
 

@@ -124,7 +124,9 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: pa.Table, chunked: bo
     from mer_ray.score.chunks import chunk_extraction_rows, chunk_records
     from mer_ray.score.stages import AudioStage, VisualStage
 
-    workers = plan_workers(cfg, float(ray.cluster_resources().get("CPU", 1)))
+    resources = ray.cluster_resources()
+    workers = plan_workers(cfg, float(resources.get("CPU", 1)), resources.get("memory"))
+    memory = workers.memory
     n_blocks = block_count(rows.num_rows)
     pool = ray.data.ActorPoolStrategy
     to_rows = functools.partial(chunk_extraction_rows if chunked else extraction_rows,
@@ -134,17 +136,18 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: pa.Table, chunked: bo
     ds = input_dataset(rows, n_blocks, columns=None if chunked else ITEM_COLUMNS)
     ds = ds.map_batches(ExtractActor, fn_constructor_args=(plan.extract, to_rows, True),
                         batch_size=1, batch_format="pyarrow", num_cpus=workers.extract_cpus,
+                        memory=memory["extract"],
                         compute=pool(size=max(1, min(workers.extract_workers, n_blocks))))
     if cfg.visual is not None:
         ds = ds.map_batches(VisualStage, fn_constructor_args=(cfg.visual,),
                             batch_size=visual_batch, batch_format="pyarrow",
-                            num_cpus=workers.model_cpus, compute=pool(size=cfg.visual_workers),
-                            **_gpus(cfg.gpus_per_worker))
+                            num_cpus=workers.model_cpus, memory=memory["visual"],
+                            compute=pool(size=cfg.visual_workers), **_gpus(cfg.gpus_per_worker))
     if cfg.audio is not None:
         ds = ds.map_batches(AudioStage, fn_constructor_args=(cfg.audio,),
                             batch_size=audio_batch, batch_format="pyarrow",
-                            num_cpus=workers.model_cpus, compute=pool(size=cfg.audio_workers),
-                            **_gpus(cfg.audio_gpus))
+                            num_cpus=workers.model_cpus, memory=memory["audio"],
+                            compute=pool(size=cfg.audio_workers), **_gpus(cfg.audio_gpus))
     if chunked:
         return ds.map_batches(chunk_records, batch_size=None, batch_format="pyarrow",
                               num_cpus=0.1)

@@ -105,25 +105,51 @@ def resolve_plan(cfg: ScoreConfig) -> ScorePlan:
                                          audio_column=column))
 
 
+GIB = 1024 ** 3
+ACTOR_MEMORY = {"extract": 0.7 * GIB, "visual": 2.0 * GIB, "audio": 0.6 * GIB}
+"""Bytes one actor of each stage holds at its peak, as measured (BENCHMARKS.md, score
+sections: PSS per stage at the run's peak, rounded up: extraction 0.65 GiB; visual 1.56 GiB
+with the bundled CNN, 1.92 GiB with EfficientNetB0; audio 0.50 GiB). Declared to Ray
+(``memory=``), so it places actors by memory as well as CPUs and does not pack more onto a
+node than it holds."""
+
+
 @dataclass(frozen=True)
 class Workers:
-    """CPUs per model actor, and the extraction actors (and CPUs each) that fit beside them."""
+    """CPUs per model actor, the extraction actors (and CPUs each) that fit beside them, and
+    the memory each kind of actor declares (bytes)."""
 
     model_cpus: float
     extract_workers: int
     extract_cpus: float
+    memory: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def plan_workers(cfg: ScoreConfig, cluster_cpus: float) -> Workers:
-    """Every actor must be schedulable at once, or the pool would wait forever."""
+def plan_workers(cfg: ScoreConfig, cluster_cpus: float,
+                 cluster_memory: float | None = None) -> Workers:
+    """Every actor must be schedulable at once, or the pool would wait forever: by CPUs, and
+    by memory, where the declared memory of all actors is scaled down to fit 90 % of
+    ``cluster_memory`` (Ray's ``memory`` resource, bytes; None: declared unscaled)."""
     n_models = cfg.visual_workers * (cfg.visual is not None) + cfg.audio_workers * (cfg.audio is not None)
     fair = max(0.05, (cluster_cpus - 0.5) / (2 * max(1, n_models)))   # models get <= half
     model_cpus = cfg.model_cpus if cfg.model_cpus is not None else min(
         1.0 if cfg.gpus_per_worker > 0 else 0.25, fair)
     spare = max(0.2, cluster_cpus - model_cpus * n_models - 0.3)   # 0.3: fusion + write tasks
     extract = cfg.extract_workers or max(1, math.ceil(spare - 0.05))
+    counts = {"extract": extract, "visual": cfg.visual_workers * (cfg.visual is not None),
+              "audio": cfg.audio_workers * (cfg.audio is not None)}
     return Workers(model_cpus=model_cpus, extract_workers=extract,
-                   extract_cpus=math.floor(1000 * min(1.0, spare / extract)) / 1000)
+                   extract_cpus=math.floor(1000 * min(1.0, spare / extract)) / 1000,
+                   memory=actor_memory(counts, cluster_memory))
+
+
+def actor_memory(counts: dict[str, int], cluster_memory: float | None) -> dict[str, int]:
+    """ACTOR_MEMORY for the stages with actors, scaled so ``counts`` of them fit 90 % of
+    ``cluster_memory`` (declaring less than an actor uses only costs Ray's foresight; declaring
+    more than there is would leave an actor waiting forever)."""
+    need = sum(ACTOR_MEMORY[k] * n for k, n in counts.items())
+    scale = 1.0 if not cluster_memory or need <= 0.9 * cluster_memory else 0.9 * cluster_memory / need
+    return {k: int(ACTOR_MEMORY[k] * scale) for k, n in counts.items() if n}
 
 
 def item_speakers(items: list) -> list[str | None]:
