@@ -11,8 +11,9 @@ Input layouts:
 
 Contempt (and anything without a project class) is dropped and counted. Every image is kept
 by default (train-visual --class-weight balanced evens the classes in the loss); ``balance``
-down-samples every class to the smallest one instead (seeded). Images are already faces: they are only converted
-to RGB and resized to 200x200. Rows use FRAMES_SCHEMA (video_id = image id, frame_index 0), so
+down-samples every class to the smallest one instead (seeded). Images are already faces: they are
+only converted to RGB, resized to 200x200 and encoded as every stored crop is
+(media/crop_codec.py). Rows use FRAMES_SCHEMA (video_id = image id, frame_index 0), so
 train-visual reads the output like preprocess output.
 """
 from __future__ import annotations
@@ -153,8 +154,11 @@ def balance(rows: list[dict], seed: int) -> list[dict]:
 
 
 def load_face(path: str) -> bytes | None:
-    """An image file -> 200x200 RGB uint8 bytes, or None if it cannot be decoded."""
+    """An image file -> its 200x200 RGB crop, encoded (media/crop_codec.py), or None if it
+    cannot be decoded."""
     import cv2
+
+    from mer_ray.media.crop_codec import encode_crop
 
     data = np.fromfile(path, np.uint8) if os.path.isfile(path) else None
     if data is None or data.size == 0:
@@ -165,7 +169,7 @@ def load_face(path: str) -> bytes | None:
     h, w = img.shape[:2]
     interp = cv2.INTER_AREA if h > FACE_SIZE or w > FACE_SIZE else cv2.INTER_LINEAR
     img = cv2.resize(img, (FACE_SIZE, FACE_SIZE), interpolation=interp)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB).tobytes()
+    return encode_crop(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
 
 
 def faces_batch(batch: dict):

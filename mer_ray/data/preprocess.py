@@ -31,6 +31,7 @@ from mer_ray.data.schema import (CLIPS_DIR, CLIPS_SCHEMA, FRAMES_DIR, FRAMES_SCH
 from mer_ray.data.shards import ShardStore, new_shard_id
 from mer_ray.data.sources import ITEM_COLUMNS, list_inputs_table
 from mer_ray.media import errors as st
+from mer_ray.media.crop_codec import encode_crop
 from mer_ray.media.extract import Extraction
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def clip_rows(items: list[dict], results: list[Extraction]) -> pa.Table:
     rows = []
     for item, result in zip(items, results):
         frames = [{"frame_index": f["frame_index"], "timestamp_s": f["timestamp_s"],
-                   "face": np.ascontiguousarray(f["face"], dtype=np.uint8).tobytes(),
+                   "face": encode_crop(f["face"]),
                    "box": [int(v) for v in f["box"]]} for f in result.frames]
         rows.append({**{k: item.get(k) for k in ITEM_COLUMNS}, **result.clip, FRAMES_COLUMN: frames})
     return to_table(rows, UDF_SCHEMA)

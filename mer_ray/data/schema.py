@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from mer_ray.config import FACE_SIZE
-
-FACE_SHAPE = (FACE_SIZE, FACE_SIZE, 3)
-FACE_NBYTES = FACE_SIZE * FACE_SIZE * 3
+from mer_ray.media.crop_codec import FACE_NBYTES, FACE_SHAPE  # noqa: F401 - re-exported
 
 CLIPS_DIR = "clips"
 FRAMES_DIR = "frames"
@@ -71,7 +68,8 @@ FRAMES_SCHEMA = pa.schema([
     ("actor", pa.int16()),
     ("frame_index", pa.int32()),           # index of the frame in the video
     ("timestamp_s", pa.float32()),
-    ("face", pa.binary()),                 # FACE_SIZE*FACE_SIZE*3 raw RGB uint8, row-major
+    ("face", pa.binary()),                 # 200x200 RGB crop, encoded (media/crop_codec.py;
+                                           # older shards: FACE_NBYTES of raw RGB, still read)
     ("box", pa.list_(pa.int32())),         # x, y, w, h in original frame pixels
 ])
 

@@ -79,7 +79,10 @@ def predict_video(cfg: AnnotateConfig) -> tuple[dict, list[Mark], FusionResult]:
         raise MediaError(clip["status"], clip["error"] or f"{cfg.video} has no video stream")
     face_probs = np.zeros((0, len(EMOTIONS)), np.float32)
     if ext.frames and cfg.visual is not None:
-        faces = np.stack([f["face"] for f in ext.frames])
+        from mer_ray.media.crop_codec import as_stored
+
+        # the pixels score's visual stage gets (crops travel encoded), so the labels match
+        faces = as_stored(np.stack([f["face"] for f in ext.frames]))
         face_probs = VisualPredictor(cfg.visual).predict(faces)
     audio_probs = None
     if column is not None and clip.get(column) is not None:

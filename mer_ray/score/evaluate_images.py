@@ -1,7 +1,8 @@
 """A visual bundle on a labelled folder of face images: metrics.json, confusion.png, predictions.
 
 The images are read in batches at the crop size every visual model takes (200x200 RGB), the
-way ingest-images prepares them, so the figures are those of the model as score runs it.
+way ingest-images prepares and stores them (encoded: media/crop_codec.py), so the figures are
+those of the model as score runs it.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ def evaluate_images(images_dir: str, run_dir: str, out: str, batch: int = 512) -
     import pyarrow.parquet as pq
 
     from mer_ray.data.image_folders import list_labelled_images, load_faces
+    from mer_ray.media.crop_codec import as_stored
     from mer_ray.models.bundle import VisualPredictor
     from mer_ray.report.metrics import chance_level, classification_metrics
     from mer_ray.report.plots import save_confusion_png
@@ -35,7 +37,7 @@ def evaluate_images(images_dir: str, run_dir: str, out: str, batch: int = 512) -
     for start in range(0, len(rows), batch):
         chunk = rows[start:start + batch]
         faces, ok = load_faces([r["path"] for r in chunk], FACE_SIZE)
-        probs.append(predictor.predict(faces))
+        probs.append(predictor.predict(as_stored(faces)))
         kept = [r for r, good in zip(chunk, ok) if good]
         paths += [r["path"] for r in kept]
         labels += [EMOTION_INDEX[r["label"]] for r in kept]

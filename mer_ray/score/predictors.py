@@ -11,12 +11,11 @@ import time
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from mer_ray.config import FACE_SIZE, NUM_CLASSES
-from mer_ray.data.schema import FACE_NBYTES
+from mer_ray.media.crop_codec import RAW, crop_format, decode_crops
 
-FACES_COL = "_faces"                 # list<binary>: raw 200x200x3 RGB crops, one per face
+FACES_COL = "_faces"                 # list<binary>: encoded 200x200 RGB crops, one per face
 FACE_PROBS_COL = "_face_probs"       # list<list<float32>>: visual model output per face
 AUDIO_FEATURES_COL = "_audio_input"   # list<float32>: the audio model's input vector (its recipe)
 AUDIO_PROBS_COL = "_audio_probs"     # list<float32>: audio model output, null without audio
@@ -29,23 +28,31 @@ FACE_PROBS_TYPE = pa.list_(PROBS_TYPE)
 
 
 def faces_array(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[int]]:
-    """A list<binary> column of face crops -> (N, 200, 200, 3) uint8 and faces per row.
-    The crops are read in place from the Arrow buffer when they are contiguous (no copy)."""
+    """A list<binary> column of face crops -> (N, 200, 200, 3) uint8 RGB and faces per row.
+    Encoded crops are decoded one by one from views of the Arrow buffer; when every crop is
+    raw (FACE_NBYTES of RGB) and they are contiguous, the result is that buffer (no copy)."""
     lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     counts = [int(n) if n is not None else 0 for n in lists.value_lengths().to_pylist()]
     flat = lists.flatten()
     if len(flat) == 0:
         return np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8), counts
-    sizes = np.asarray(pc.binary_length(flat).to_numpy(zero_copy_only=False))
-    if (sizes != FACE_NBYTES).any():
-        raise ValueError(f"face crops must be {FACE_NBYTES} bytes each "
-                         f"({FACE_SIZE}x{FACE_SIZE}x3 uint8); got sizes {sorted(set(sizes.tolist()))}")
-    if flat.null_count == 0 and pa.types.is_binary(flat.type):
-        offsets = np.frombuffer(flat.buffers()[1], np.int32)[flat.offset:flat.offset + len(flat) + 1]
-        data = np.frombuffer(flat.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
-    else:
-        data = np.frombuffer(b"".join(flat.to_pylist()), np.uint8)
-    return data.reshape(-1, FACE_SIZE, FACE_SIZE, 3), counts
+    if flat.null_count:
+        raise ValueError(f"{flat.null_count} face crop(s) are null")
+    blobs, data = _blob_views(flat)
+    if data is not None and all(crop_format(b) == RAW for b in blobs):
+        return data.reshape(-1, FACE_SIZE, FACE_SIZE, 3), counts
+    return decode_crops(blobs), counts
+
+
+def _blob_views(flat: pa.Array) -> tuple[list, np.ndarray | None]:
+    """(each value of a binary array as a numpy view of its buffer, the values' contiguous
+    bytes); python bytes and None for other binary types."""
+    if not pa.types.is_binary(flat.type):
+        return flat.to_pylist(), None
+    offsets = np.frombuffer(flat.buffers()[1], np.int32)[flat.offset:flat.offset + len(flat) + 1]
+    data = np.frombuffer(flat.buffers()[2], np.uint8)[offsets[0]:offsets[-1]]
+    starts = offsets - offsets[0]
+    return [data[a:b] for a, b in zip(starts[:-1], starts[1:])], data
 
 
 def split_by_counts(probs: np.ndarray, counts: list[int]) -> list[list[list[float]]]:

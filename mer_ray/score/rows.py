@@ -16,6 +16,7 @@ import pyarrow as pa
 from mer_ray.config import EMOTIONS
 from mer_ray.data.schema import to_table
 from mer_ray.media import errors as st
+from mer_ray.media.crop_codec import encode_crop
 from mer_ray.media.extract import Extraction
 from mer_ray.media.options import ExtractOptions
 from mer_ray.score.fusion import NONE, FusionWeights, fuse
@@ -89,7 +90,7 @@ def extraction_row(item: dict, result: Extraction, audio_column: str,
         "t_decode_s": clip["t_decode_s"], "t_faces_s": clip["t_faces_s"],
         "t_audio_features_s": clip["t_audio_s"],
         AUDIO_FEATURES_COL: clip.get(audio_column),
-        FACES_COL: [np.ascontiguousarray(f["face"], np.uint8).tobytes() for f in result.frames],
+        FACES_COL: [encode_crop(f["face"]) for f in result.frames],
         "_kf_index": [int(i) for i, _ in result.keyframe_times],
         "_kf_time": [float(t) for _, t in result.keyframe_times],
         "_kf_face": [face_at.get(int(i), -1) for i, _ in result.keyframe_times],

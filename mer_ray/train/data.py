@@ -16,10 +16,11 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from mer_ray.config import FACE_SIZE, NUM_CLASSES
+from mer_ray.config import NUM_CLASSES
 from mer_ray.data.schema import CLIPS_DIR, FACE_NBYTES, FRAMES_DIR
 from mer_ray.data.splits import TEST, TRAIN, VAL, SplitPlan, group_keys
 from mer_ray.media.audio_recipes import THESIS_COLUMN, recipe_for_column
+from mer_ray.media.crop_codec import decode_crops
 from mer_ray.media.errors import USABLE_STATUSES
 from mer_ray.models.speaker_norm import SpeakerStats, speaker_keys
 
@@ -95,7 +96,8 @@ class _Select:
 
 @dataclass(frozen=True)
 class Frames:
-    """Face crops: one row per keyframe face of the frames table, x uint8 (N, 200, 200, 3)."""
+    """Face crops: one row per keyframe face of the frames table, x uint8 (N, 200, 200, 3).
+    ``row_bytes``: a decoded row in memory."""
 
     table = FRAMES_DIR
     map_batch_rows = 256
@@ -185,7 +187,7 @@ def source_for(kind: str, feature_column: str = THESIS_COLUMN) -> Frames | Clips
 
 class SelectFrames(_Select):
     """Ray Data UDF: pyarrow frames batch -> {"x": uint8 faces, "y": int32, "video_id"} of one
-    split."""
+    split; the crops are decoded here, on the worker (raw ones from older shards too)."""
 
     def __init__(self, source: Frames, plan: SplitPlan, split: str):
         self.source, self.plan, self.split = source, plan, split
@@ -194,11 +196,7 @@ class SelectFrames(_Select):
         batch = batch.filter(pc.is_valid(batch["label_index"]))
         rows, clips = self.source.row_keys(batch)
         mask = self.plan.assign(meta_groups(batch), rows, clips) == self.split
-        faces = [f for f, m in zip(batch["face"].to_pylist(), mask) if m]
-        if any(len(f) != FACE_NBYTES for f in faces):
-            raise ValueError(f"a face is not {FACE_NBYTES} bytes of {FACE_SIZE}x{FACE_SIZE} RGB")
-        x = (np.frombuffer(b"".join(faces), np.uint8).reshape(-1, FACE_SIZE, FACE_SIZE, 3)
-             if faces else np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8))
+        x = decode_crops([f for f, m in zip(batch["face"].to_pylist(), mask) if m])
         y = batch["label_index"].to_numpy(zero_copy_only=False)[mask].astype(np.int32)
         vids = np.asarray(batch["video_id"].to_pylist(), dtype=object)[mask]
         return {"x": x, "y": y, "video_id": vids}
