@@ -233,13 +233,15 @@ def _has_segment_files(store) -> bool:
 
 def select_video(df: pd.DataFrame, video: str, scores_dir: str = "the scores") -> pd.DataFrame:
     """The rows of one video of a segments (or timeline) frame, named by its ``video_id``, its
-    path as given to ``score`` (relative or absolute), or a file name only one input has.
-    ValueError naming a few known videos when none matches, or when a name fits several."""
+    path as given to ``score`` (relative or absolute), or a file name (or name without its
+    extension) only one input has. ValueError naming a few known videos when none matches, or
+    when a name fits several."""
     key = os.fspath(video)
     ident = df["path"].fillna(df["video_id"])
     known = set(ident)
     for chosen in ([key], [os.path.abspath(key)], sorted(set(ident[df["video_id"] == key])),
-                   sorted(p for p in known if Path(str(p)).name == Path(key).name)):
+                   sorted(p for p in known if Path(str(p)).name == Path(key).name),
+                   sorted(p for p in known if Path(str(p)).stem == key)):
         hits = [p for p in chosen if p in known]
         if len(hits) == 1:
             return df[ident == hits[0]].reset_index(drop=True)

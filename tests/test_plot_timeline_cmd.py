@@ -64,6 +64,9 @@ def test_plots_the_video_named_by_id_or_path(scores, tmp_path, capsys):
     assert cli.main(["plot-timeline", str(out_dir), b, "-o", str(tmp_path / "b.png")]) == 0
     w, h = figure_size(1, 1)
     assert _png_size(tmp_path / "b.png") == (round(w * DPI), round(h * DPI))
+    capsys.readouterr()
+    assert cli.main(["plot-timeline", str(out_dir), "b", "-o", str(tmp_path / "b2.png")]) == 0
+    assert "b.mp4: 3 segments, 1 face track(s)" in capsys.readouterr().out   # the name's stem
 
 
 def test_keyframes_of_the_timeline_are_passed(tmp_path, monkeypatch):
