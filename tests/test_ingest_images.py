@@ -9,7 +9,8 @@ import pytest
 
 from mer_ray.config import EMOTIONS, IngestImagesConfig, RayConfig
 from mer_ray.data.ingest_images import balance, label_of, list_csv_images, list_folder_images
-from mer_ray.data.schema import FACE_NBYTES, FRAMES_SCHEMA
+from mer_ray.data.schema import FRAMES_SCHEMA
+from mer_ray.media.crop_codec import CROP_FORMAT, crop_format, decode_crops
 
 cv2 = pytest.importorskip("cv2")
 
@@ -81,7 +82,9 @@ def test_ingest_folder_writes_balanced_frames(tmp_path, ray_local):
     assert table.schema.equals(FRAMES_SCHEMA, check_metadata=False)
     assert s["unreadable"] == s["chosen_per_class"]["disgust"] - s["written_per_class"]["disgust"]
     assert s["written"] == table.num_rows == 7 * smallest - s["unreadable"]
-    assert all(len(f) == FACE_NBYTES for f in table["face"].to_pylist())
+    faces = table["face"].to_pylist()
+    assert {crop_format(f) for f in faces} == {CROP_FORMAT}
+    assert decode_crops(faces).shape == (table.num_rows, 200, 200, 3)
     assert set(table["frame_index"].to_pylist()) == {0}
     assert len(set(table["video_id"].to_pylist())) == table.num_rows
     assert json.loads((out / "summary.json").read_text())["written"] == table.num_rows

@@ -17,7 +17,7 @@ import pytest
 
 from mer_ray.config import EMOTIONS, N_THESIS_FEATURES, PreprocessConfig
 from mer_ray.data.preprocess import block_sizes, clips_store, input_blocks, run_preprocess
-from mer_ray.data.schema import FACE_NBYTES
+from mer_ray.media.crop_codec import CROP_FORMAT, crop_format, decode_crop
 from mer_ray.data.sources import list_inputs
 from mer_ray.media.audio_rich import N_RICH_FEATURES
 
@@ -58,12 +58,12 @@ def test_face_crops_and_keyframes(preprocessed):
     assert ((ok.frames_decoded >= 3) & (ok.frames_decoded <= 30)).all()  # non-ref frames skipped
     assert (ok.faces_found + ok.no_face_frames == ok.keyframes).all()
     assert len(frames) == clips.faces_found.sum()
-    assert set(frames.face.map(len)) == {FACE_NBYTES}
+    assert set(frames.face.map(crop_format)) == {CROP_FORMAT}
     assert set(frames.frame_index) <= {0, 10, 20}
     assert np.allclose(frames.timestamp_s, frames.frame_index / 30.0, atol=1e-3)
     per_video = frames.groupby("video_id").size()
     assert (per_video.reindex(clips.video_id).fillna(0).values == clips.faces_found.values).all()
-    face = np.frombuffer(frames.face.iloc[0], np.uint8).reshape(200, 200, 3)
+    face = decode_crop(frames.face.iloc[0])
     assert face.std() > 5                              # a picture, not a constant block
 
 

@@ -125,6 +125,7 @@ def test_timeline_has_every_keyframe(scored):
 
 @pytest.mark.slow
 def test_same_probabilities_as_direct_model_calls(scored, mixed_archive, tiny_bundles):
+    from mer_ray.media.crop_codec import as_stored
     from mer_ray.media.extract import ClipExtractor
     from mer_ray.models.bundle import AudioPredictor, VisualPredictor
 
@@ -132,7 +133,8 @@ def test_same_probabilities_as_direct_model_calls(scored, mixed_archive, tiny_bu
     path = str(mixed_archive["good"][0].resolve())
     row = _rows(cfg.out)[path]
     ext = ClipExtractor(resolve_plan(cfg).extract).extract(path)
-    visual = VisualPredictor(tiny_bundles["visual"]).predict(np.stack([f["face"] for f in ext.frames]))
+    faces = as_stored(np.stack([f["face"] for f in ext.frames]))     # as the job carries them
+    visual = VisualPredictor(tiny_bundles["visual"]).predict(faces)
     audio = AudioPredictor(tiny_bundles["audio"]).predict(np.array([ext.clip["audio_features"]]))[0]
     np.testing.assert_allclose(row["visual_probs"], visual.mean(axis=0), atol=1e-5)
     np.testing.assert_allclose(row["audio_probs"], audio, atol=1e-5)
