@@ -1,5 +1,6 @@
-"""score --segments on a long video in chunks: the same segment rows as the whole-file path,
-one scores row per input, and a resumed run that redoes only the missing chunks."""
+"""score --segments on a long video in chunks: the same segment rows (and, with --faces all,
+the same face track ids) as the whole-file path, one scores row per input, and a resumed run
+that redoes only the missing chunks."""
 from __future__ import annotations
 
 import numpy as np
@@ -65,6 +66,32 @@ def test_chunks_give_the_whole_file_segments(long_video, tiny_bundles, tmp_path,
     np.testing.assert_allclose(c["visual_probs"], w["visual_probs"], atol=1e-5)
     assert chunked[TIMELINE_DIR].column("frame_index").to_pylist() == \
         whole[TIMELINE_DIR].column("frame_index").to_pylist()
+
+
+def test_face_tracks_keep_their_ids_across_chunk_boundaries(tiny_bundles, tmp_path):
+    """--faces all, two faces, the right one sliding out across a chunk boundary: the chunked
+    run's track ids, segment rows and timeline are the whole-file run's."""
+    from mer_ray.sample.long_video import write_two_face_video
+    from mer_ray.score.local import score_locally
+
+    path = tmp_path / "two.mp4"
+    write_two_face_video(path, seconds=6.0, leave_s=3.5, width=320, height=180, fps=10.0,
+                         audio_rate=8000)
+    cfg = ScoreConfig(source=str(tmp_path), out=str(tmp_path / "out"),
+                      visual=tiny_bundles["visual"], timeline=True,
+                      extract=ExtractOptions(skip=5, segment_s=1.0, face_mode="all",
+                                             audio=False))
+    row = [{"path": str(path), "video_id": "two"}]
+    whole = score_locally(cfg, row, chunk_s=float("inf"))
+    chunked = score_locally(cfg, row, chunk_s=2.0)                  # 3 chunks
+    segments = whole[SEGMENTS_DIR].to_pylist()
+    assert {r["track_id"] for r in segments} == {0, 1}
+    assert max(r["segment_index"] for r in segments if r["track_id"] == 1) >= 3
+    _assert_same_segments(chunked[SEGMENTS_DIR].to_pylist(), segments)
+    pick = lambda t: [(e["frame_index"], e["track_id"], e["box"])  # noqa: E731
+                      for e in t[TIMELINE_DIR].to_pylist()]
+    assert pick(chunked) == pick(whole)
+    assert chunked[SCORES_DIR].column("n_tracks").to_pylist() == [2]
 
 
 @pytest.mark.slow

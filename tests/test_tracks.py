@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from mer_ray.media.tracks import iou, link_tracks, track_spans
+from mer_ray.media.tracks import iou, link_tracks, relink, track_spans
 
 LEFT, RIGHT = (20, 40, 80, 80), (220, 40, 80, 80)
 
@@ -88,3 +88,46 @@ def test_empty_inputs_and_bad_arguments():
         link_tracks([[LEFT]], [0.0], iou_min=0)
     with pytest.raises(ValueError, match="max_gap"):
         link_tracks([[LEFT]], [0.0], max_gap=-1)
+
+
+def _flat(frames, ids):
+    """The faces one link_tracks pass kept, as a flat list (box, keyframe, id)."""
+    return [(box, k, tid) for k, (boxes, tids) in enumerate(zip(frames, ids))
+            for box, tid in zip(boxes, tids) if tid is not None]
+
+
+def test_relink_of_the_kept_faces_gives_the_pass_s_ids():
+    frames = ([[LEFT, RIGHT]] * 3 + [[_shift(RIGHT, 1), _shift(LEFT, 2, 2), LEFT]]
+              + [[], [LEFT]] + [[LEFT, _shift(RIGHT, 90)]] * 2)
+    ids = link_tracks(frames, _times(len(frames)))
+    assert None in ids[3] and ids[6] == [0, 2]           # a duplicate, and a new face
+    kept = _flat(frames, ids)
+    assert relink([b for b, _, _ in kept], [k for _, k, _ in kept], _times(len(frames))) == \
+        [t for _, _, t in kept]
+
+
+def test_relink_joins_tracks_that_separate_passes_numbered_apart():
+    """Two passes over halves of the keyframes (as chunks of a long video link their own
+    faces): relinking all their faces gives the ids of one pass over the whole."""
+    frames = [[_shift(LEFT, 12 * k), _shift(RIGHT, -12 * k)] for k in range(6)]
+    frames += [[_shift(LEFT, 12 * k)] for k in range(6, 10)]
+    times = _times(len(frames))
+    halves = [link_tracks(frames[:5], times[:5]), link_tracks(frames[5:], times[5:])]
+    assert halves[1][0] == [0, 1]                        # the second pass starts again at 0
+    kept = _flat(frames, halves[0] + halves[1])
+    got = relink([b for b, _, _ in kept], [k for _, k, _ in kept], times)
+    assert got == [t for _, _, t in _flat(frames, link_tracks(frames, times))]
+    assert got[:12] == [0, 1] * 6 and got[12:] == [0] * 4
+
+
+def test_relink_gives_a_duplicate_the_id_of_the_face_it_doubles():
+    # kept as two faces by a pass without the track that made the second one a duplicate
+    boxes = [_shift(LEFT, 4), LEFT, _shift(LEFT, 6, 1)]
+    assert relink(boxes, [0, 1, 1], _times(2)) == [0, 0, 0]
+
+
+def test_relink_bad_arguments():
+    with pytest.raises(ValueError, match="one keyframe position per face"):
+        relink([LEFT], [0, 0], _times(1))
+    with pytest.raises(ValueError, match="keyframe 3, but there are 2"):
+        relink([LEFT], [3], _times(2))

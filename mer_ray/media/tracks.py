@@ -9,6 +9,10 @@ keyframes without a match (a missed detection, a head turned away); after that i
 and a face that comes back later gets a new id. Unlinked detections start new tracks,
 numbered 0, 1, ... in order of first appearance (within one keyframe, in the order the
 detections are listed), so the same detections always give the same ids.
+
+:func:`relink` runs the same linking over a flat face list (one box and keyframe position per
+face), as a chunked long video's merge does over all its chunks' faces: the video's ids are
+then the ones a single pass over the whole file gives.
 """
 from __future__ import annotations
 
@@ -112,6 +116,36 @@ def link_tracks(detections: Sequence[Sequence[Box]], timestamps: Sequence[float]
                 tracks[tid] = tracks[tid].moved(box, k)
             ids.append(tid)
         out.append(ids)
+    return out
+
+
+def relink(boxes: Sequence[Box], face_kf: Sequence[int], timestamps: Sequence[float],
+           iou_min: float = 0.3, max_gap: int = 2) -> list[int]:
+    """:func:`link_tracks` over a flat face list: face ``i`` is ``boxes[i]`` in keyframe
+    ``face_kf[i]`` (positions into ``timestamps``, one per keyframe, those without a face
+    included); faces of one keyframe keep their listed order. Returns one id per face.
+
+    Given the faces one :func:`link_tracks` pass kept (its None duplicates dropped), the ids
+    are that pass's: a dropped duplicate was never matched, so without it the greedy matching
+    and the numbering are unchanged. A face this pass finds to be a duplicate (possible when
+    the faces were kept by separate passes over parts of the video) takes the id of the face
+    it overlaps most in its keyframe: the same face found twice."""
+    if len(face_kf) != len(boxes):
+        raise ValueError(f"need one keyframe position per face: {len(face_kf)} for "
+                         f"{len(boxes)} faces")
+    per_kf: list[list[int]] = [[] for _ in timestamps]
+    for i, k in enumerate(face_kf):
+        if not 0 <= k < len(per_kf):
+            raise ValueError(f"face {i} is in keyframe {k}, but there are {len(per_kf)}")
+        per_kf[k].append(i)
+    ids = link_tracks([[tuple(boxes[i]) for i in faces] for faces in per_kf], timestamps,
+                      iou_min, max_gap)
+    out: list[int] = [0] * len(boxes)
+    for faces, tids in zip(per_kf, ids):
+        linked = [(i, tid) for i, tid in zip(faces, tids) if tid is not None]
+        for i, tid in zip(faces, tids):
+            out[i] = tid if tid is not None else max(
+                linked, key=lambda it: iou(tuple(boxes[i]), tuple(boxes[it[0]])))[1]
     return out
 
 

@@ -16,11 +16,15 @@ with a video's length and one long file does not hold up the job.
   segment rows equal the whole-file path's. The video's own audio vote is the mean of its
   voiced windows' (the whole file, no ``max_audio_s`` cut).
 
-Face tracks are linked within a chunk; with ``--faces all`` chunk k's tracks are numbered
-``k * TRACK_STRIDE + t`` (not linked across a boundary). With the largest-face tracker each
-chunk starts with a full-frame search, so at a chunk's first keyframes the box can differ
-slightly from a whole-file run's (a search near the last face); with ``redetect_every=1``
-the two are the same. Speaker-normalised audio models are scored whole.
+Face tracks (``--faces all``): each chunk links its own faces (media.tracks), and the merge
+links them again over the whole video's keyframes (``tracks.relink`` on every face's box and
+keyframe: boxes only, a few per keyframe), so a face that stays in view across a chunk
+boundary keeps its id, and ids are 0, 1, ... in order of first appearance, as a whole-file
+run gives them (unless, at a chunk's first keyframes, a face was detected twice and the chunk
+kept the other of the two boxes). A chunk's own ids go no further than its record. With the
+largest-face tracker each chunk starts with a full-frame search, so at a chunk's first
+keyframes the box can differ slightly from a whole-file run's (a search near the last face);
+with ``redetect_every=1`` the two are the same. Speaker-normalised audio models are scored whole.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from mer_ray.media import errors as st
 from mer_ray.media.constants import SAMPLE_RATE
 from mer_ray.media.extract import Extraction
 from mer_ray.media.options import ExtractOptions
+from mer_ray.media.tracks import relink
 from mer_ray.media.voice_activity import ABS_FLOOR_DBFS, FRAME_S, LOUD_PERCENTILE, REL_DB
 from mer_ray.score.windows import Window, segment_windows
 
@@ -98,8 +103,6 @@ LEVELS_COL = "_levels"                 # level of each owned 30 ms audio frame
 LEVEL_FROM_COL = "_level_from"         # index of the first of them in the whole track
 HAS_SAMPLES_COL = "_win_has_samples"   # per window: any audio sample inside it
 SPAN_WINDOWS = "_span_windows"         # a chunk item's windows: [start_s, end_s] each
-TRACK_STRIDE = 1000
-"""--faces all: face tracks are linked within a chunk; chunk k's track t is k * 1000 + t."""
 AUDIO_TAIL_S = 10.0
 """The last chunk decodes audio this far past the video's end (a longer track is cut)."""
 
@@ -317,7 +320,7 @@ def merged_row(rows: list[dict], face_mode: str = "largest") -> dict:
 
 def _merged_keyframes(rows: list[dict], face_mode: str) -> dict:
     """The keyframe and face columns of a video's chunks, positions renumbered across them;
-    --faces all: chunk-qualified track ids (TRACK_STRIDE)."""
+    --faces all: the track ids of one linking pass over the whole video."""
     out = {k: [] for k in ("_kf_index", "_kf_time", "_kf_face", "_boxes", "_face_kf",
                            "_face_track")}
     for r in rows:
@@ -327,8 +330,9 @@ def _merged_keyframes(rows: list[dict], face_mode: str) -> dict:
         out["_kf_face"] += [f + face_off if f >= 0 else -1 for f in r["_kf_face"] or []]
         out["_boxes"] += r["_boxes"] or []
         out["_face_kf"] += [k + kf_off for k in r["_face_kf"] or []]
-        qualify = r[CHUNK_COL] * TRACK_STRIDE if face_mode == "all" else 0
-        out["_face_track"] += [t + qualify for t in r["_face_track"] or []]
+        out["_face_track"] += r["_face_track"] or []
+    if face_mode == "all":
+        out["_face_track"] = relink(out["_boxes"], out["_face_kf"], out["_kf_time"])
     return out
 
 
