@@ -189,8 +189,20 @@ class _Predictor:
         self.model = keras.saving.load_model(os.path.join(local_dir, self.info.model_file),
                                              compile=False)
         self.input_shape = tuple(self.model.inputs[0].shape[1:])
+        self._forward = None
 
     predict_batch = PREDICT_BATCH
+
+    def _call(self, batch: np.ndarray):
+        """The model on one fixed-size batch, as one traced graph (``tf.function``): an eager
+        Keras call keeps about 1 GB more per process (measured: a visual actor's PSS 1.58 GiB
+        eager, 0.61 GiB traced) and runs about 1.3x slower on CPU."""
+        if self._forward is None:
+            import tensorflow as tf
+
+            model = self.model
+            self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return self._forward(batch)
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         n, batch = len(x), self.predict_batch
@@ -200,7 +212,7 @@ class _Predictor:
             pad = batch - len(chunk)
             if pad:  # fixed batch shape: one traced graph for every call
                 chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
-            probs = np.asarray(self.model(chunk, training=False), np.float32)
+            probs = np.asarray(self._call(chunk), np.float32)
             out[start:start + batch] = probs[:batch - pad]
         return out
 
