@@ -147,6 +147,19 @@ def test_visual_bundle_reloads_and_predicts_the_same(tmp_path):
     assert not again.get_layer("backbone").trainable
 
 
+def test_a_row_gets_the_same_probabilities_whatever_batch_it_is_padded_in(tmp_path):
+    from mer_ray.models.bundle import padded_size
+
+    assert [padded_size(n, 256) for n in (1, 16, 17, 120, 129, 256)] == [16, 16, 32, 128, 256, 256]
+    assert padded_size(5, 8) == 8                           # never past the backbone's batch
+    _tiny_visual_bundle(tmp_path)
+    pred = VisualPredictor(str(tmp_path))
+    pred.predict_batch = 256                                # as the bundled CNN's
+    faces = np.random.default_rng(5).integers(0, 255, (40, 200, 200, 3)).astype(np.uint8)
+    alone = np.concatenate([pred.predict(faces[i:i + 1]) for i in range(3)])    # padded to 16
+    np.testing.assert_allclose(pred.predict(faces)[:3], alone, atol=1e-5)      # padded to 64
+
+
 def test_audio_bundle_takes_raw_features(tmp_path):
     rng = np.random.default_rng(5)
     x = (rng.normal(0, 1, (40, 162)) * 100 + 50).astype(np.float32)

@@ -173,6 +173,20 @@ def local_bundle_dir(run_dir: str) -> str:
         or (f.base_name.endswith(".json") and (f.size or 0) <= SMALL_FILE_BYTES)))
 
 
+MIN_PADDED_BATCH = 16
+"""The smallest batch a model call is padded to."""
+
+
+def padded_size(n: int, batch: int) -> int:
+    """The batch ``n`` rows are padded to: the next power of two from MIN_PADDED_BATCH, at most
+    ``batch``. Every call then has one of a few shapes (a traced graph each, as ``_call``
+    keeps them), and a call of 120 faces costs 128 rows of compute, not ``batch`` (256)."""
+    size = MIN_PADDED_BATCH
+    while size < n:
+        size *= 2
+    return min(size, batch)
+
+
 class _Predictor:
     kind = ""
 
@@ -209,11 +223,11 @@ class _Predictor:
         out = np.zeros((n, NUM_CLASSES), np.float32)
         for start in range(0, n, batch):
             chunk = x[start:start + batch]
-            pad = batch - len(chunk)
-            if pad:  # fixed batch shape: one traced graph for every call
+            rows = len(chunk)
+            pad = padded_size(rows, batch) - rows
+            if pad:  # a few fixed batch shapes: a few traced graphs for every call
                 chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
-            probs = np.asarray(self._call(chunk), np.float32)
-            out[start:start + batch] = probs[:batch - pad]
+            out[start:start + rows] = np.asarray(self._call(chunk), np.float32)[:rows]
         return out
 
 
