@@ -94,14 +94,17 @@ def faces_per_video(duration_s: float, r: Rates) -> float:
 def padding(duration_s: float, r: Rates, visual_batch: int | None, model_batch: int = 256
             ) -> float:
     """Images the visual model computes per real face: a call takes ``visual_batch`` videos'
-    faces and the model runs fixed batches of ``model_batch``, padding the last one (None: no
-    padding, every batch full)."""
+    faces in batches of ``model_batch``, and pads the last one to the next power of two from
+    16 (``mer_ray.models.bundle.padded_size``; None: no padding, every batch full)."""
+    from mer_ray.models.bundle import padded_size
+
     if visual_batch is None:
         return 1.0
     faces = faces_per_video(duration_s, r) * visual_batch
     if faces <= 0:
         return 1.0
-    return math.ceil(faces / model_batch) * model_batch / faces
+    full, rest = divmod(math.ceil(faces), model_batch)
+    return (full * model_batch + (padded_size(rest, model_batch) if rest else 0)) / faces
 
 
 def visual_cpu_s(duration_s: float, r: Rates, visual_batch: int | None = None,
@@ -132,7 +135,7 @@ class Estimate:
     visual_videos_s: float      # the visual actors' throughput
     bottleneck: str             # "extraction" or "visual model"
     visual_workers_to_balance: int
-    padding: float              # images computed per real face (the model's fixed batch)
+    padding: float              # images computed per real face (calls padded to 2^k)
 
 
 def estimate(videos: int, duration_s: float, r: Rates, node_cpus: int = 16, nodes: int = 8,
@@ -145,8 +148,8 @@ def estimate(videos: int, duration_s: float, r: Rates, node_cpus: int = 16, node
     sequential rate; each visual actor on CPU delivers ``visual_actor_cpus`` CPUs' worth of
     ``r.model_images_s``. With ``gpu_images_s`` the visual actors run on ``gpus`` GPUs instead
     (one actor each) and take no CPU node's CPUs. The slower of the two sets the wall time.
-    ``visual_batch``: videos per visual call (`--visual-batch`), whose padding to the model's
-    fixed batch costs model time (None: no padding)."""
+    ``visual_batch``: videos per visual call (`--visual-batch`), whose padding (``padding``)
+    costs model time (None: no padding)."""
     if videos < 0 or duration_s <= 0 or node_cpus <= 0 or nodes <= 0 or not 0 < efficiency <= 1:
         raise ValueError("videos >= 0, duration_s > 0, node_cpus > 0, nodes > 0 and "
                          "0 < efficiency <= 1 are required")
@@ -177,10 +180,12 @@ def estimate(videos: int, duration_s: float, r: Rates, node_cpus: int = 16, node
 
 def full_batch_videos(duration_s: float, r: Rates, model_batch: int = 256,
                       most: int = 64) -> int:
-    """The smallest `--visual-batch` (at most ``most``, the default shard size that caps it)
-    whose faces pad the model's fixed batches by at most 10 %; else the least padded one."""
+    """The largest `--visual-batch` (at most ``most``, the default shard size that caps it)
+    whose faces pad the model's batches by at most 10 % (larger calls spread the per-call
+    cost); else the least padded one."""
     pads = {n: padding(duration_s, r, n, model_batch) for n in range(1, most + 1)}
-    return next((n for n, p in pads.items() if p <= 1.1), min(pads, key=pads.get))
+    fits = [n for n, p in pads.items() if p <= 1.1]
+    return max(fits) if fits else min(pads, key=pads.get)
 
 
 def knob(e: Estimate, r: Rates, gpu: bool = False) -> str:
@@ -188,7 +193,7 @@ def knob(e: Estimate, r: Rates, gpu: bool = False) -> str:
     if e.bottleneck == "extraction":
         return "more CPU nodes (cpu_worker max_workers) and `--extract-workers`"
     batch = (f"`--visual-batch {full_batch_videos(e.duration_s, r)}` (calls now padded "
-             f"x{e.padding:.1f}), then " if e.padding > 1.05 else "")
+             f"x{e.padding:.1f}), then " if e.padding > 1.1 else "")
     if gpu:
         return batch + "more GPUs (gpu_worker max_workers)"
     return batch + "`--visual-workers` (table below) or a GPU"
@@ -444,7 +449,8 @@ def report(measured: dict, multinode: dict | None, gpu_images_s: float | None) -
              *_rates_table(measured), "",
              f"Visual model (bundled compact CNN), one thread: **{m['images_cpu_s_256']:.0f} "
              f"images per CPU-s at 256 faces per call**, {m['images_cpu_s_64']:.0f} at 64 (its "
-             f"fixed batch is {m['visual_predict_batch']}: a call with fewer faces is padded). "
+             f"batch is {m['visual_predict_batch']}; a call with fewer faces is padded to the next "
+             "power of two from 16). "
              f"Audio model (bundled SVM): {m['audio_clips_cpu_s']:.0f} clips per CPU-s "
              f"({m['audio_batch']} per call).", ""]
     if out:

@@ -303,11 +303,12 @@ def report(cfg: BenchConfig, base: dict, small_job: dict, big_job: dict, agree: 
     loads = [base["loadavg"], small_job["loadavg"], big_job["loadavg"]]
     load_text = ", ".join(f"{a:.1f}->{b:.1f}" for a, b in loads)
     return "\n".join([
-        "## Score",
+        "## Score with the bundled face model" if cfg.visual else "## Score",
         "",
         f"`python benchmarks/score.py --clips {cfg.clips} --seconds {cfg.seconds} --size "
         f"{cfg.width}x{cfg.height} --baseline {cfg.baseline} --small {cfg.small} --large {cfg.large} "
-        f"--backbone {cfg.backbone}` on {machine()}; CPU only (no GPU was lent to this task); models "
+        + (f"--visual {cfg.visual}" if cfg.visual else f"--backbone {cfg.backbone}")
+        + f"` on {machine()}; CPU only (no GPU was lent to this task); models "
         f"{'as given' if cfg.visual else f'untrained {cfg.backbone} + thesis MLP (same cost as trained)'}. "
         f"Each run is a fresh Python process; archives are hard links to the generated clips "
         f"(distinct paths, same bytes). 1-min load average at start->end of each run: {load_text} "
@@ -398,8 +399,8 @@ def main(argv: list[str] | None = None) -> int:
                              str(out / "scores-large"), *models, *cpus], out / "phase-large.json")
     text = report(cfg, base, small_job, big_job, agreement(base, small_job))
     print(text)
-    if cfg.write:
-        write_section("score", text)
+    if cfg.write:      # the bundled face model's run has its own section
+        write_section("score-bundled" if cfg.visual else "score", text)
     return 0
 
 

@@ -58,15 +58,18 @@ def test_the_saturating_resource_switches_when_model_images_s_drops():
 
 
 def test_a_padded_model_batch_costs_model_time_and_the_knob_names_the_batch_that_fills_it():
-    # 8 videos x 15 faces = 120 faces per call, run as one padded batch of 256
-    assert cm.padding(5.0, RATES, visual_batch=8) == pytest.approx(256 / 120)
+    # 8 videos x 15 faces = 120 faces per call, padded to 128 (the next power of two)
+    assert cm.padding(5.0, RATES, visual_batch=8) == pytest.approx(128 / 120)
     assert cm.padding(5.0, RATES, visual_batch=None) == 1.0
-    assert cm.full_batch_videos(5.0, RATES) == 16          # 16 x 15 = 240 faces: 6.7 % padded
-    assert cm.padding(5.0, RATES, visual_batch=15) == pytest.approx(256 / 225)  # over 10 %
-    padded = cm.visual_cpu_s(5.0, RATES, visual_batch=8)
-    assert padded == pytest.approx(15 / 300.0 * 256 / 120)
-    slow = cm.estimate(10**6, 5.0, RATES, nodes=8, visual_batch=8)
-    assert "--visual-batch 16" in cm.knob(slow, RATES)
+    assert cm.padding(5.0, RATES, visual_batch=9) == pytest.approx(256 / 135)   # just past 128
+    assert cm.padding(5.0, RATES, visual_batch=20) == pytest.approx(320 / 300)  # 256 + 44 -> 64
+    assert cm.full_batch_videos(5.0, RATES) == 64          # 960 faces: 3 x 256 + 192 -> 256
+    padded = cm.visual_cpu_s(5.0, RATES, visual_batch=9)
+    assert padded == pytest.approx(15 / 300.0 * 256 / 135)
+    slow = cm.estimate(10**6, 5.0, RATES, nodes=8, visual_batch=9)
+    assert "--visual-batch 64" in cm.knob(slow, RATES)
+    assert "--visual-batch" not in cm.knob(cm.estimate(10**6, 5.0, RATES, nodes=8,
+                                                       visual_batch=8), RATES)
 
 
 def test_balancing_visual_workers_evens_the_two_stages():
