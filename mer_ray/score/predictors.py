@@ -21,27 +21,29 @@ AUDIO_FEATURES_COL = "_audio_input"   # list<float32>: the audio model's input v
 AUDIO_PROBS_COL = "_audio_probs"     # list<float32>: audio model output, null without audio
                                      # (and until the finalize pass for speaker-norm models)
 
-FACE_CHUNK = 256                     # faces per predictor call: ~123 MB as float32
+FACE_CHUNK = 256                     # faces decoded per predictor call: ~31 MB uint8,
+                                     # ~123 MB as float32
 
 PROBS_TYPE = pa.list_(pa.float32())
 FACE_PROBS_TYPE = pa.list_(PROBS_TYPE)
 
 
-def faces_array(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[int]]:
-    """A list<binary> column of face crops -> (N, 200, 200, 3) uint8 RGB and faces per row.
-    Encoded crops are decoded one by one from views of the Arrow buffer; when every crop is
-    raw (FACE_NBYTES of RGB) and they are contiguous, the result is that buffer (no copy)."""
+def face_crops(column: pa.ChunkedArray | pa.Array):
+    """(``crops(start, stop)``: the crops in that range as (n, 200, 200, 3) uint8 RGB, faces
+    per row) of a list<binary> column, so a caller decodes a slice at a time: a batch of
+    chunk items holds thousands of crops, half a gigabyte decoded at once."""
     lists = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     counts = [int(n) if n is not None else 0 for n in lists.value_lengths().to_pylist()]
     flat = lists.flatten()
     if len(flat) == 0:
-        return np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8), counts
+        return (lambda start, stop: np.zeros((0, FACE_SIZE, FACE_SIZE, 3), np.uint8)), counts
     if flat.null_count:
         raise ValueError(f"{flat.null_count} face crop(s) are null")
     blobs, data = _blob_views(flat)
     if data is not None and all(crop_format(b) == RAW for b in blobs):
-        return data.reshape(-1, FACE_SIZE, FACE_SIZE, 3), counts
-    return decode_crops(blobs), counts
+        raw = data.reshape(-1, FACE_SIZE, FACE_SIZE, 3)
+        return (lambda start, stop: raw[start:stop]), counts
+    return (lambda start, stop: decode_crops(blobs[start:stop])), counts
 
 
 def _blob_views(flat: pa.Array) -> tuple[list, np.ndarray | None]:
@@ -66,11 +68,12 @@ def split_by_counts(probs: np.ndarray, counts: list[int]) -> list[list[list[floa
 
 def predict_faces(predictor, batch: pa.Table) -> pa.Table:
     """Add FACE_PROBS_COL and t_visual_s to ``batch``, drop FACES_COL."""
-    faces, counts = faces_array(batch.column(FACES_COL))
+    crops, counts = face_crops(batch.column(FACES_COL))
     t0 = time.perf_counter()
-    probs = np.zeros((len(faces), NUM_CLASSES), np.float32)
-    for start in range(0, len(faces), FACE_CHUNK):    # bounds the model's float32 copy
-        probs[start:start + FACE_CHUNK] = predictor.predict(faces[start:start + FACE_CHUNK])
+    n = sum(counts)
+    probs = np.zeros((n, NUM_CLASSES), np.float32)
+    for start in range(0, n, FACE_CHUNK):        # bounds the decoded crops and their float32
+        probs[start:start + FACE_CHUNK] = predictor.predict(crops(start, start + FACE_CHUNK))
     seconds = time.perf_counter() - t0
     total = max(1, sum(counts))
     per_video = split_by_counts(np.asarray(probs, np.float32), counts)
