@@ -177,13 +177,15 @@ def report(phases: dict[str, tuple[dict, float, str]], minutes: int, mid: int, c
     lines.append(
         f"\nWhat differs between the 1-min and the {minutes}-min run (one actor each, at their "
         f"peaks): driver {delta['driver']:+.2f} GiB, extraction actor "
-        f"{delta['ExtractActor']:+.2f} GiB, visual actor {delta['VisualStage']:+.2f} GiB. The "
-        "1-min job's only work item is decoded before the visual model predicts, so its "
-        "extraction actor is gone at the peak, while a long video keeps one decoding beside "
-        "the model; and a visual batch of a long video is 8 chunks (`--visual-batch`), more "
-        "crops per model call than one 1-min video. Both are reached once the pipeline is full "
-        f"(the {mid}-min row) and do not grow after it: in the {minutes}-min runs the PSS peaks "
-        "of the last two thirds are level (the first third is mostly start-up).")
+        f"{delta['ExtractActor']:+.2f} GiB, visual actor {delta['VisualStage']:+.2f} GiB. A long "
+        "video's visual batch is 8 chunks (`--visual-batch`), so its model calls hold many more "
+        "faces (padded up to the backbone's batch) than the one call of a 1-min video; and "
+        "where the 1-min job's only item is decoded before the visual model's peak, its "
+        "extraction actor is gone by then, while a long video keeps one decoding beside the "
+        "model. Both are bounded (a batch of chunks; one chunk at a time per extraction actor) "
+        f"and reached once the pipeline is full: the {mid}-min row, and in the {minutes}-min "
+        "runs the PSS peaks of the last two thirds are level (the first third is mostly "
+        "start-up).")
     return "\n".join(lines)
 
 
