@@ -177,15 +177,12 @@ def report(phases: dict[str, tuple[dict, float, str]], minutes: int, mid: int, c
     lines.append(
         f"\nWhat differs between the 1-min and the {minutes}-min run (one actor each, at their "
         f"peaks): driver {delta['driver']:+.2f} GiB, extraction actor "
-        f"{delta['ExtractActor']:+.2f} GiB, visual actor {delta['VisualStage']:+.2f} GiB. A long "
-        "video's visual batch is 8 chunks (`--visual-batch`), so its model calls hold many more "
-        "faces (padded up to the backbone's batch) than the one call of a 1-min video; and "
-        "where the 1-min job's only item is decoded before the visual model's peak, its "
-        "extraction actor is gone by then, while a long video keeps one decoding beside the "
-        "model. Both are bounded (a batch of chunks; one chunk at a time per extraction actor) "
-        f"and reached once the pipeline is full: the {mid}-min row, and in the {minutes}-min "
-        "runs the PSS peaks of the last two thirds are level (the first third is mostly "
-        "start-up).")
+        f"{delta['ExtractActor']:+.2f} GiB, visual actor {delta['VisualStage']:+.2f} GiB. A "
+        "chunk item goes to the visual model alone (one chunk per call, as much as one short "
+        "video's faces) and each extraction actor decodes one chunk at a time, so what a long "
+        f"video holds is bounded and reached once the pipeline is full: the {mid}-min row, and "
+        f"in the {minutes}-min runs the PSS peaks of the last two thirds are level (the first "
+        "third is mostly start-up).")
     return "\n".join(lines)
 
 
