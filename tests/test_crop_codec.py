@@ -106,25 +106,26 @@ def test_bad_blobs_and_crops_say_what_is_wrong():
         encode_crop(halves(), "webp")
 
 
-def test_visual_stage_reads_encoded_and_raw_crops():
-    from mer_ray.score.predictors import FACES_COL, faces_array
+def test_visual_stage_reads_encoded_and_raw_crops_a_slice_at_a_time():
+    from mer_ray.score.predictors import FACES_COL, face_crops
 
     rng = np.random.default_rng(1)
     faces = rng.integers(0, 256, (4, FACE_SIZE, FACE_SIZE, 3), dtype=np.uint8)
     rows = [[encode_crop(faces[0], PNG), faces[1].tobytes()], None, [encode_crop(faces[2], PNG),
                                                                      encode_crop(faces[3], PNG)]]
     column = pa.array(rows, pa.list_(pa.binary()))
-    got, counts = faces_array(column)
-    assert counts == [2, 0, 2] and np.array_equal(got, faces)
-    got, counts = faces_array(column.slice(2))                       # offsets into the buffer
-    assert counts == [2] and np.array_equal(got, faces[2:])
+    crops, counts = face_crops(column)
+    assert counts == [2, 0, 2] and np.array_equal(crops(0, 4), faces)
+    assert np.array_equal(crops(1, 3), faces[1:3])                  # only that slice decoded
+    crops, counts = face_crops(column.slice(2))                     # offsets into the buffer
+    assert counts == [2] and np.array_equal(crops(0, 2), faces[2:])
     raw = pa.array([[f.tobytes() for f in faces]], pa.list_(pa.binary()))
-    got, _ = faces_array(raw)                                         # all raw: no copy
+    got = face_crops(raw)[0](0, 4)                                  # all raw: no copy
     assert np.array_equal(got, faces)
     assert np.shares_memory(got, np.frombuffer(raw.flatten().buffers()[2], np.uint8))
     table = pa.table({FACES_COL: pa.array([[b"short"]], pa.list_(pa.binary()))})
     with pytest.raises(ValueError, match="bytes each"):
-        faces_array(table.column(FACES_COL))
+        face_crops(table.column(FACES_COL))[0](0, 1)
 
 
 def test_training_reader_decodes_new_and_legacy_shards(tmp_path):

@@ -277,26 +277,6 @@ def test_actors_declare_their_memory_and_always_fit():
     assert set(audio_only.memory) == {"extract", "audio"}
 
 
-def test_face_crops_reads_crops_in_place_and_a_slice_at_a_time():
-    from mer_ray.media.crop_codec import encode_crop
-    from mer_ray.score.predictors import FACES_COL, face_crops
-
-    rng = np.random.default_rng(0)
-    faces = rng.integers(0, 255, (5, 200, 200, 3), dtype=np.uint8)
-    rows = [[faces[0].tobytes(), faces[1].tobytes()], [], None, [f.tobytes() for f in faces[2:]]]
-    table = pa.table({FACES_COL: pa.array(rows, pa.list_(pa.binary()))})
-    crops, counts = face_crops(table.column(FACES_COL))
-    assert counts == [2, 0, 0, 3] and np.array_equal(crops(0, 5), faces)
-    assert np.array_equal(crops(1, 3), faces[1:3])
-    crops, counts = face_crops(table.slice(3).column(FACES_COL))      # offsets into the buffer
-    assert counts == [3] and np.array_equal(crops(0, 3), faces[2:])
-    png = pa.array([[encode_crop(f, "png") for f in faces]], pa.list_(pa.binary()))
-    crops, counts = face_crops(png)
-    assert counts == [5] and np.array_equal(crops(3, 5), faces[3:])     # decoded slice only
-    with pytest.raises(ValueError, match="bytes each"):
-        face_crops(pa.array([[b"short"]], pa.list_(pa.binary())))[0](0, 1)
-
-
 def test_shard_id_depends_on_paths_only():
     a = ["/x/1.mp4", "/x/2.mp4"]
     assert shard_id_for(a) == shard_id_for(["/x/2.mp4", "/x/1.mp4"])

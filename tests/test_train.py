@@ -52,7 +52,7 @@ def visual_cli_run(synthetic_shards, ray_local, tmp_path_factory):
     marker = tmp / "failed-once"
     args = build_parser().parse_args([
         "train-visual", str(synthetic_shards), "--backbone", "tiny", "--case", "unfrozen",
-        "--init", "none", "--protocol", "thesis", "--epochs", "4", "--batch-size", "8",
+        "--init", "none", "--protocol", "thesis", "--epochs", "3", "--batch-size", "8",
         "--lr", "0.003", "--workers", "2", "--max-failures", "1", "--class-weight",
         "balanced", "--out", str(out)])
     rc = train_visual.run(args, hooks=TrainHooks(on_epoch_start=CrashOnce(2, str(marker))))
@@ -65,7 +65,7 @@ def test_visual_run_resumes_from_the_checkpoint_after_a_worker_crash(visual_cli_
     rc, out, marker = visual_cli_run
     assert rc == 0 and marker.exists()                  # the crash did happen
     rows = read_history_csv(out / "history.csv")
-    assert [r["epoch"] for r in rows] == list(range(4))  # every epoch once, none redone
+    assert [r["epoch"] for r in rows] == list(range(3))  # every epoch once, none redone
     attempts = [r["attempt"] for r in rows]
     # resumed from a checkpoint, not from scratch: attempt 0 kept its first epoch(s). Which
     # checkpoint (epoch 1 or 2) depends on whether Ray Train had registered the last report

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mer_ray.config import FACE_SIZE
+from mer_ray.media.constants import FACE_SIZE
 
 FACE_SHAPE = (FACE_SIZE, FACE_SIZE, 3)
 FACE_NBYTES = FACE_SIZE * FACE_SIZE * 3

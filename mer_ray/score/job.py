@@ -134,7 +134,7 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: pa.Table, chunked: bo
     weights = FusionWeights(cfg.w_visual, cfg.w_audio)
     visual_batch, audio_batch = model_batches(cfg)
     if chunked:            # a chunk is up to a minute of faces: one per visual call keeps the
-        visual_batch = 1   # actor's memory that of one short video's (60-min video: 1.08x)
+        visual_batch = 1   # actor's memory that of one short video's (60-min / 1-min: 1.02x)
     ds = input_dataset(rows, n_blocks, columns=None if chunked else ITEM_COLUMNS)
     ds = ds.map_batches(ExtractActor, fn_constructor_args=(plan.extract, to_rows, True),
                         batch_size=1, batch_format="pyarrow", num_cpus=workers.extract_cpus,
