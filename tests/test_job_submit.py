@@ -4,7 +4,8 @@ One head per module (`ray start --head` on free ports, token auth, its own --tem
 by session in the fixture's finalizer. Jobs are submitted with the same `ray job submit`
 command line docs/cluster.md shows; the test then polls the job server for the outcome.
 
-The stop/resume tests stop a job that cannot finish first: its first run is
+The stop/resume test stops a job that cannot finish first (a submitted score job interrupted
+midway is tests/test_node_death.py's, by a node's death): its first run is
 tests/support/held_job.py, the same job with an extraction stage that commits a fixed number of
 shards and then holds, so `ray job stop` lands midway on any machine; the resumed run is the
 plain jobs/ script.
@@ -156,21 +157,3 @@ def test_train_job_on_the_submitted_shards(head, preprocessed, tmp_path):
     info = load_bundle_info(str(run))
     assert info.kind == "audio" and (run / info.model_file).is_file()
     assert (run / "metrics.json").is_file()
-
-
-def test_score_job_stopped_midway_resumes(head, sample, tiny_bundles, tmp_path):
-    """score to a local folder: held after PASSES shards, stopped, re-submitted; one row per
-    input. Batches of one (--visual-batch/--audio-batch 1, --videos-per-shard 1): a model stage
-    waiting to fill a larger batch would never get it from the held extraction."""
-    from mer_ray.score.pipeline import store_for
-
-    out = str(tmp_path / "scores")
-    args = [str(sample["root"]), "--visual", tiny_bundles["visual"], "--audio",
-            tiny_bundles["audio"], "--out", out, "--videos-per-shard", "1",
-            "--visual-batch", "1", "--audio-batch", "1"]
-    log = stop_held_and_resume(head, "score", args, store_for(out), sample["paths"],
-                               tmp_path / "gate")
-    listed, already = resumed_counts(log, "scored")
-    summary = read_summary(out)
-    assert listed == summary["rows"] == len(sample["paths"])
-    assert already == PASSES and summary["this_run"]["scored"] == listed - PASSES
