@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mer_ray.config import PreprocessConfig
-from mer_ray.data.bookkeeping import (format_dry_run, input_rows, list_and_check,
+from mer_ray.data.bookkeeping import (format_dry_run, input_rows, list_and_check, paths_not_listed,
                                       planned_cpus, stock_counts, take_stock)
 from mer_ray.data.schema import (CLIPS_DIR, CLIPS_SCHEMA, FRAMES_DIR, FRAMES_SCHEMA, SUMMARY_FILE,
                                  to_table)
@@ -207,7 +207,7 @@ def summarize_clips(store: ShardStore, cfg: PreprocessConfig, processed: int, se
         "failed": _count(pc.is_in(clips.column("status"),
                                   value_set=pa.array(sorted(st.FAILED_STATUSES), pa.string()))),
         "rows_without_input": (None if listed_paths is None
-                               else _not_listed(clips.column("path"), listed_paths)),
+                               else paths_not_listed(clips.column("path"), listed_paths)),
         "keyframes": int(pc.sum(clips.column("keyframes")).as_py() or 0),
         "face_crops": int(pc.sum(clips.column("faces_found")).as_py() or 0),
         "this_run": {"processed": processed, "seconds": round(seconds, 2),
@@ -231,11 +231,3 @@ def _value_counts(column: pa.ChunkedArray | pa.Array) -> dict:
                        key=lambda kv: (kv[0] is None, kv[0] or "")))
 
 
-def _not_listed(committed: pa.ChunkedArray, listed: pa.Array | pa.ChunkedArray | set[str]) -> int:
-    """Distinct committed paths that are not in ``listed``."""
-    if isinstance(listed, set):
-        listed = pa.array(sorted(listed), pa.string())
-    distinct = pc.unique(committed)
-    if isinstance(listed, pa.ChunkedArray):
-        listed = listed.combine_chunks()
-    return len(distinct) - _count(pc.is_in(distinct, value_set=listed))
