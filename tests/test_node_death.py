@@ -126,7 +126,7 @@ def _train_worker_node(workers: list[cluster.LocalNode]) -> cluster.LocalNode | 
 
 
 def test_visual_training_survives_a_node_death(nodes, tmp_path):
-    """Two Ray Train workers hold at epoch 2 (tests/support/train_hooks.py HoldAt); the node of
+    """Two Ray Train workers hold at epoch 1 (tests/support/train_hooks.py HoldAt); the node of
     one is killed, a new node joins (as an autoscaler would: the restarted group needs its two
     CPUs plus one for the dataset's read tasks) and the hold is released: the run restarts from
     its last checkpoint (FailureConfig) and every epoch appears once in history.csv."""
@@ -138,19 +138,19 @@ def test_visual_training_survives_a_node_death(nodes, tmp_path):
     while len(alive) < 2:                        # the score test killed one: bring back two
         alive.append(cluster.start_worker_node(head, num_cpus=1))
     shards = write_synthetic_shards(tmp_path / "shards", clips_per_class=1, frames_per_clip=3)
-    out, gate, epochs = tmp_path / "run", tmp_path / "gate", 3   # held at the last
+    out, gate, epochs = tmp_path / "run", tmp_path / "gate", 2   # held at the last
     args = [str(shards), "--backbone", "tiny", "--init", "none", "--epochs", str(epochs),
             "--batch-size", "8", "--workers", "2", "--max-failures", "2", "--val", "none",
             "--out", str(out)]
     client = head.client()
-    job_id = submit(head, "tests/support/train_hooks.py", [str(gate), "2", "train-visual", *args])
+    job_id = submit(head, "tests/support/train_hooks.py", [str(gate), "1", "train-visual", *args])
 
     def held() -> bool:
         if cluster.job_status(client, job_id) in cluster.TERMINAL:
             raise cluster.JobError(f"training ended before the kill:\n{cluster.job_logs(client, job_id)}")
         return len(list(gate.glob("held-*"))) == 2
 
-    cluster.wait_until(held, JOB_TIMEOUT_S, "both train workers to hold at epoch 2", poll_s=0.5,
+    cluster.wait_until(held, JOB_TIMEOUT_S, "both train workers to hold at epoch 1", poll_s=0.5,
                        on_timeout=lambda: cluster.job_logs(client, job_id))
     victim = _train_worker_node(alive)
     assert victim is not None, "no train worker on a worker node"
