@@ -13,6 +13,7 @@ first n clips is the sum of their times. mer_ray runs once per N (a fresh Ray ea
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -149,6 +150,18 @@ class RunResult:
     rich_audio: bool = False
 
 
+def where_time_goes(worker_s_per_clip: float, cores: int, steady_rate: float | None) -> str:
+    """The ceiling the workers' own seconds set (``cores`` busy all the time) and how close the
+    steady state comes: what is left is scheduling, Arrow conversion and shard writes."""
+    ceiling = cores / worker_s_per_clip
+    text = (f" Where the time goes: decode + faces + audio take {worker_s_per_clip:.3f} s of a "
+            f"worker per clip, so {cores} cores do at most {ceiling:.2f} clips/s")
+    if steady_rate is None:
+        return text + "."
+    return (text + f"; the steady state reaches {steady_rate / ceiling:.0%} of that, the rest "
+            "being scheduling, Arrow conversion and shard writes.")
+
+
 def report(cfg: BenchConfig, runs: list[RunResult], cmp: dict) -> str:
     as_is = ", ".join(f"{k} {v:.2%}" for k, v in cmp["audio_as_is"].items())
     fixed = ", ".join(f"{k} {v:.3%}" for k, v in cmp["audio_gain_fixed"].items())
@@ -166,7 +179,10 @@ def report(cfg: BenchConfig, runs: list[RunResult], cmp: dict) -> str:
                   f"{rate:.2f} videos/s, **{rate / (b.n / b.t_base):.2f}x** the baseline (a difference "
                   "of two separate runs: noisier than the rows above).")
     cpu = last.summary["cpu_seconds"]
-    stages = ", ".join(f"{k[2:-2]} {cpu[k] / last.n:.3f}" for k in ("t_decode_s", "t_faces_s", "t_audio_s"))
+    keys = ("t_decode_s", "t_faces_s", "t_audio_s")
+    stages = ", ".join(f"{k[2:-2]} {cpu[k] / last.n:.3f}" for k in keys)
+    steady += where_time_goes(sum(cpu[k] for k in keys) / last.n,
+                              cfg.num_cpus or os.cpu_count() or 1, rate if steady else None)
     return "\n".join([
         "## Preprocess",
         "",
