@@ -121,6 +121,8 @@ class MemorySampler:
     def __init__(self, interval: float = 0.5):
         self.interval, self.peak_rss, self.peak_pss, self.peak_procs = interval, 0, 0, 0
         self.breakdown: dict[str, int] = {}
+        self.counts: dict[str, int] = {}                   # processes per kind at the peak
+        self.max_counts: dict[str, int] = {}               # most processes per kind at once
         self.series: list[tuple[float, int]] = []          # (time, summed PSS)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -131,6 +133,7 @@ class MemorySampler:
         me = psutil.Process()
         rss = pss = 0
         by_kind: dict[str, int] = {}
+        counts: dict[str, int] = {}
         procs = [me] + me.children(recursive=True)
         for p in procs:
             try:
@@ -141,8 +144,11 @@ class MemorySampler:
             rss += info.rss
             pss += getattr(info, "pss", info.rss)
             by_kind[kind] = by_kind.get(kind, 0) + getattr(info, "pss", info.rss)
+            counts[kind] = counts.get(kind, 0) + 1
         if pss > self.peak_pss:
-            self.breakdown = by_kind
+            self.breakdown, self.counts = by_kind, counts
+        for kind, n in counts.items():
+            self.max_counts[kind] = max(self.max_counts.get(kind, 0), n)
         self.series.append((time.monotonic(), pss))
         self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
         self.peak_procs = max(self.peak_procs, len(procs))
@@ -248,7 +254,7 @@ def run_job(archive: Path, out: Path, visual: str, audio: str, num_cpus: int | N
     rows = scores_store(str(out)).read("scores", columns=keep).to_pylist()
     return {"seconds": seconds, "summary": summary, "peak_rss": mem.peak_rss,
             "peak_pss": mem.peak_pss, "procs": mem.peak_procs, "breakdown": mem.breakdown,
-            "pss_thirds": mem.thirds(), "loadavg": [load, os.getloadavg()[0]], "rows": {r["path"]: r for r in rows}}
+            "counts": mem.counts, "max_counts": mem.max_counts, "pss_thirds": mem.thirds(), "loadavg": [load, os.getloadavg()[0]], "rows": {r["path"]: r for r in rows}}
 
 
 def in_subprocess(args: list[str], json_path: Path) -> dict:
@@ -289,8 +295,11 @@ def gib(n: int) -> str:
 
 
 def _breakdown(job: dict) -> str:
+    """PSS per kind of process at the peak, GiB, with the number of such processes."""
     parts = sorted(job["breakdown"].items(), key=lambda kv: -kv[1])
-    return ", ".join(f"{k} {v / 2**30:.2f}" for k, v in parts if v > 50 * 2**20)
+    counts = job.get("counts", {})
+    return ", ".join(f"{k} {v / 2**30:.2f}" + (f" ({counts[k]} processes)" if counts.get(k, 1) > 1 else "")
+                     for k, v in parts if v > 50 * 2**20)
 
 
 def report(cfg: BenchConfig, base: dict, small_job: dict, big_job: dict, agree: dict) -> str:

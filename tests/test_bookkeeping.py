@@ -139,6 +139,7 @@ def test_dry_run_score_counts_and_plans(tmp_path, archive):
     line = format_score_dry_run(report)
     assert line.startswith(f"{n} inputs: 0 done, {n} to score; plan: ")
     assert "visual actor" in line and "audio actor" in line and line.endswith("(--dry-run)")
+    assert "at most 384 MiB queued between stages" in line       # plan.BUFFER_PER_CPU x 3
     assert not (tmp_path / "scores").exists()
 
 

@@ -277,6 +277,28 @@ def test_actors_declare_their_memory_and_always_fit():
     assert set(audio_only.memory) == {"extract", "audio"}
 
 
+def test_the_pipeline_buffer_grows_with_the_cluster_and_caps_ray_data():
+    """Ray Data may hold BUFFER_PER_CPU per cluster CPU between the stages (never less than
+    MIN_BUFFER), and build_dataset's limit_buffer is what its executor then reads."""
+    import ray.data
+
+    from mer_ray.score.job import limit_buffer
+    from mer_ray.score.plan import BUFFER_PER_CPU, MIN_BUFFER
+
+    cfg = ScoreConfig(source="s", out="o", visual="v", audio="a")
+    assert plan_workers(cfg, 1).buffer == plan_workers(cfg, 2).buffer == MIN_BUFFER
+    assert plan_workers(cfg, 64).buffer == 64 * BUFFER_PER_CPU > MIN_BUFFER
+    options = ray.data.DataContext.get_current().execution_options
+    saved = options.resource_limits
+    try:
+        limit_buffer(plan_workers(cfg, 64).buffer)
+        limit_buffer(MIN_BUFFER)                     # a later, smaller run: its own budget
+        assert options.resource_limits.object_store_memory == MIN_BUFFER
+        assert options.resource_limits.cpu == saved.cpu      # nothing else changed
+    finally:
+        options.resource_limits = saved
+
+
 def test_shard_id_depends_on_paths_only():
     a = ["/x/1.mp4", "/x/2.mp4"]
     assert shard_id_for(a) == shard_id_for(["/x/2.mp4", "/x/1.mp4"])

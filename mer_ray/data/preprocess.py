@@ -168,7 +168,7 @@ def _extract(cfg: PreprocessConfig, store: ShardStore, work: pa.Table) -> None:
 
     from mer_ray.console import ShardProgress
     from mer_ray.data.extraction import ExtractActor
-    from mer_ray.data.shard_sink import ShardSink, one_line_errors
+    from mer_ray.data.shard_sink import ShardSink, one_line_errors, write_shards
     from mer_ray.runtime import init_ray
 
     init_ray(cfg.ray)
@@ -181,13 +181,11 @@ def _extract(cfg: PreprocessConfig, store: ShardStore, work: pa.Table) -> None:
     pool = ray.data.ActorPoolStrategy(min_size=min(n_actors, len(sizes)), max_size=n_actors)
     ds = ds.map_batches(ExtractActor, fn_constructor_args=(cfg.extract, clip_rows),
                         batch_size=None, batch_format="pyarrow", compute=pool, num_cpus=1)
-    # one block = one shard; num_cpus=0: with every CPU held by an extraction actor, a
-    # write task that asks for any CPU waits until extraction ends; at 0 the shards are
-    # written as blocks arrive
+    # one block = one shard, written as blocks arrive (shard_sink.write_shards)
     sink = ShardSink(functools.partial(clips_store, cfg.out), split_tables, UDF_SCHEMA)
     with ShardProgress.of_new_rows(store, CLIPS_DIR, work.num_rows, "preprocessed"), \
             one_line_errors():
-        ds.write_datasink(sink, ray_remote_args={"num_cpus": 0})
+        write_shards(ds, sink)
 
 
 def summarize_clips(store: ShardStore, cfg: PreprocessConfig, processed: int, seconds: float,

@@ -45,7 +45,8 @@ def extraction_actors(workers: Workers, n_inputs: int) -> int:
 
 
 def describe_plan(cfg: ScoreConfig, workers: Workers, n_inputs: int) -> str:
-    """'2 extraction actors x 0.73 CPU 0.7 GiB, 1 visual actor x 0.25 CPU 2 GiB, ...'."""
+    """'2 extraction actors x 0.73 CPU 0.7 GiB, 1 visual actor x 0.25 CPU 1 GiB, ...,
+    at most 256 MiB queued between stages'."""
     if not n_inputs:
         return "nothing to score"
 
@@ -63,6 +64,7 @@ def describe_plan(cfg: ScoreConfig, workers: Workers, n_inputs: int) -> str:
     if cfg.audio is not None:
         parts.append(actors(cfg.audio_workers, "audio", workers.model_cpus, "audio",
                             cfg.audio_gpus))
+    parts.append(f"at most {workers.buffer / 1024 ** 2:.0f} MiB queued between stages")
     return ", ".join(parts)
 
 

@@ -114,6 +114,22 @@ def model_batches(cfg: ScoreConfig) -> tuple[int, int]:
     return batches
 
 
+FUSE_TASKS = 2
+"""Fusion tasks at once (milliseconds per batch). They ask for no CPU, like the write tasks
+(shard_sink.WRITE_TASKS): at 0.1 CPU each and unbounded, the CPUs the extraction actors free
+at their end became ~17 concurrent tasks, a worker process each; bounded but still asking
+for CPU, Ray Data gave them no CPU budget while the actors held it and the run stalled."""
+
+
+def limit_buffer(nbytes: int) -> None:
+    """Cap the object store memory this driver's Ray Data pipelines may fill (plan.BUFFER_PER_CPU):
+    upstream stages wait instead of queueing an archive's worth of crops."""
+    import ray
+
+    options = ray.data.DataContext.get_current().execution_options
+    options.resource_limits = options.resource_limits.copy(object_store_memory=nbytes)
+
+
 def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: pa.Table, chunked: bool = False):
     """The lazy Ray Data pipeline for ``rows`` (input rows not scored yet; ``chunked``: chunk
     items of long videos, ending in chunk records instead of fused rows)."""
@@ -127,6 +143,7 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: pa.Table, chunked: bo
     resources = ray.cluster_resources()
     workers = plan_workers(cfg, float(resources.get("CPU", 1)), resources.get("memory"))
     memory = workers.memory
+    limit_buffer(workers.buffer)
     n_blocks = block_count(rows.num_rows)
     pool = ray.data.ActorPoolStrategy
     to_rows = functools.partial(chunk_extraction_rows if chunked else extraction_rows,
@@ -150,11 +167,12 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: pa.Table, chunked: bo
                             batch_size=audio_batch, batch_format="pyarrow",
                             num_cpus=workers.model_cpus, memory=memory["audio"],
                             compute=pool(size=cfg.audio_workers), **_gpus(cfg.audio_gpus))
+    last = ray.data.TaskPoolStrategy(size=FUSE_TASKS)
     if chunked:
         return ds.map_batches(chunk_records, batch_size=None, batch_format="pyarrow",
-                              num_cpus=0.1)
+                              num_cpus=0, compute=last)
     return ds.map_batches(fuse_rows, fn_args=(weights, plan.model_ids, cfg.timeline),
-                          batch_size=None, batch_format="pyarrow", num_cpus=0.1)
+                          batch_size=None, batch_format="pyarrow", num_cpus=0, compute=last)
 
 
 def run_score(cfg: ScoreConfig) -> dict:
@@ -244,7 +262,7 @@ def _run_chunk_pipeline(cfg: ScoreConfig, plan: ScorePlan, items: list[dict]) ->
     """The chunk items through the stages into OUT/chunks/ (chunks.chunk_schema), with a
     progress line counted in chunks (``scored 12/60 chunks``)."""
     from mer_ray.console import ShardProgress
-    from mer_ray.data.shard_sink import ShardSink, one_line_errors
+    from mer_ray.data.shard_sink import ShardSink, one_line_errors, write_shards
     from mer_ray.runtime import init_ray
     from mer_ray.score.chunks import CHUNKS_DIR, chunk_schema, chunks_store
 
@@ -254,13 +272,12 @@ def _run_chunk_pipeline(cfg: ScoreConfig, plan: ScorePlan, items: list[dict]) ->
                      chunk_schema(), rows_per_shard=cfg.videos_per_shard)
     with ShardProgress.of_new_rows(store, CHUNKS_DIR, len(items), "scored", unit="chunks"), \
             one_line_errors():
-        build_dataset(cfg, plan, pa.Table.from_pylist(items), chunked=True).write_datasink(
-            sink, ray_remote_args={"num_cpus": 0})
+        write_shards(build_dataset(cfg, plan, pa.Table.from_pylist(items), chunked=True), sink)
 
 
 def _run_pipeline(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo: pa.Table,
                   already: int) -> None:
-    from mer_ray.data.shard_sink import ShardSink, one_line_errors
+    from mer_ray.data.shard_sink import ShardSink, one_line_errors, write_shards
     from mer_ray.runtime import init_ray
     from mer_ray.score.progress import ProgressLogger
 
@@ -271,4 +288,4 @@ def _run_pipeline(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo: pa
                      rows_per_shard=cfg.videos_per_shard)
     with ProgressLogger(store, SCORES_DIR, total=already + todo.num_rows, already=already), \
             one_line_errors():
-        build_dataset(cfg, plan, todo).write_datasink(sink, ray_remote_args={"num_cpus": 0})
+        write_shards(build_dataset(cfg, plan, todo), sink)

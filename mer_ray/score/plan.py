@@ -115,15 +115,30 @@ to Ray (``memory=``), so it places actors by memory as well as CPUs and does not
 onto a node than it holds."""
 
 
+BUFFER_PER_CPU = 128 * 1024 ** 2
+"""Object-store bytes per cluster CPU the score pipeline may hold between its stages. Ray
+Data's default (half the object store: 3.5 GiB on a 24 GiB machine) would let extraction
+queue tens of thousands of videos (~135 KB each: JPEG crops and features) ahead of a slower
+model stage, so memory would follow the archive; capped, extraction waits instead. 256 MiB
+on 2 CPUs is ~1,900 short videos."""
+MIN_BUFFER = 256 * 1024 ** 2
+
+
+def pipeline_buffer(cluster_cpus: float) -> int:
+    """Bytes of the score pipeline's object-store budget on a cluster of ``cluster_cpus``."""
+    return int(max(MIN_BUFFER, BUFFER_PER_CPU * cluster_cpus))
+
+
 @dataclass(frozen=True)
 class Workers:
-    """CPUs per model actor, the extraction actors (and CPUs each) that fit beside them, and
-    the memory each kind of actor declares (bytes)."""
+    """CPUs per model actor, the extraction actors (and CPUs each) that fit beside them, the
+    memory each kind of actor declares (bytes) and the pipeline's object-store budget."""
 
     model_cpus: float
     extract_workers: int
     extract_cpus: float
     memory: dict[str, int] = dataclasses.field(default_factory=dict)
+    buffer: int = MIN_BUFFER
 
 
 def plan_workers(cfg: ScoreConfig, cluster_cpus: float,
@@ -135,13 +150,14 @@ def plan_workers(cfg: ScoreConfig, cluster_cpus: float,
     fair = max(0.05, (cluster_cpus - 0.5) / (2 * max(1, n_models)))   # models get <= half
     model_cpus = cfg.model_cpus if cfg.model_cpus is not None else min(
         1.0 if cfg.gpus_per_worker > 0 else 0.25, fair)
-    spare = max(0.2, cluster_cpus - model_cpus * n_models - 0.3)   # 0.3: fusion + write tasks
+    spare = max(0.2, cluster_cpus - model_cpus * n_models - 0.3)   # 0.3: headroom (Ray Data)
     extract = cfg.extract_workers or max(1, math.ceil(spare - 0.05))
     counts = {"extract": extract, "visual": cfg.visual_workers * (cfg.visual is not None),
               "audio": cfg.audio_workers * (cfg.audio is not None)}
     return Workers(model_cpus=model_cpus, extract_workers=extract,
                    extract_cpus=math.floor(1000 * min(1.0, spare / extract)) / 1000,
-                   memory=actor_memory(counts, cluster_memory))
+                   memory=actor_memory(counts, cluster_memory),
+                   buffer=pipeline_buffer(cluster_cpus))
 
 
 def actor_memory(counts: dict[str, int], cluster_memory: float | None) -> dict[str, int]:
