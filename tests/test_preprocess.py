@@ -138,11 +138,15 @@ def test_strict_fails_on_bad_inputs(small_sample, ray_local, tmp_path):
 
 @pytest.mark.slow
 def test_killed_run_resumes_to_exact_rows(small_sample, tmp_path):
-    """SIGKILL a CLI run after its first committed shard; the re-run completes without duplicates."""
+    """SIGKILL a CLI run after its first committed shard; the re-run completes without
+    duplicates, and its console (a newcomer's: no console variables set) is quiet: the
+    resume line, the progress line and the summary, no library lines."""
+    from support.quiet import assert_quiet, newcomer_env
+
     out = tmp_path / "shards"
     cmd = [sys.executable, "-m", "mer_ray.cli", "preprocess", str(small_sample), "--out", str(out),
            "--videos-per-shard", "1", "--num-cpus", "1"]
-    env = {**os.environ, "MER_RAY_PROGRESS": "0"}
+    env = newcomer_env()
     proc = subprocess.Popen(cmd, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 180
@@ -158,6 +162,10 @@ def test_killed_run_resumes_to_exact_rows(small_sample, tmp_path):
     assert 0 < partial < total
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    text = done.stdout + done.stderr
+    assert_quiet(text)
+    assert f"{total} inputs: {partial} already done" in text, text
+    assert f"preprocessed {total}/{total} (100%)" in text and "face crops from" in text, text
     clips = read(out, "clips")
     frames = read(out, "frames")
     assert len(clips) == total and clips.path.is_unique
