@@ -116,7 +116,13 @@ def per_example_loss(y, probs, class_weights=None):
 
 
 def train_loop_per_worker(cfg: dict) -> None:
-    """Ray Train entry point (see module doc); ``cfg`` is built by raytrain.loop_config."""
+    """Ray Train entry point (see module doc); ``cfg`` is built by raytrain.loop_config.
+    The best model so far lives in a scratch folder that goes when the loop ends."""
+    with tempfile.TemporaryDirectory(prefix="mer_ray_best_") as scratch:
+        _train_worker(cfg, os.path.join(scratch, BEST_FILE))
+
+
+def _train_worker(cfg: dict, best_local: str) -> None:
     import ray.train
     import tensorflow as tf
 
@@ -132,7 +138,6 @@ def train_loop_per_worker(cfg: dict) -> None:
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     keras.utils.set_random_seed(int(cfg["seed"]) + 1000 * rank)
-    best_local = os.path.join(tempfile.mkdtemp(prefix="mer_ray_best_"), BEST_FILE)
 
     checkpoint = ray.train.get_checkpoint()
     with strategy.scope():
