@@ -279,7 +279,7 @@ def test_actors_declare_their_memory_and_always_fit():
 
 def test_the_pipeline_buffer_grows_with_the_cluster_and_caps_ray_data():
     """Ray Data may hold BUFFER_PER_CPU per cluster CPU between the stages (never less than
-    MIN_BUFFER), and build_dataset's limit_buffer is what its executor then reads."""
+    MIN_BUFFER); limit_buffer caps the context it is given and nothing else of it."""
     import ray.data
 
     from mer_ray.score.job import limit_buffer
@@ -288,15 +288,33 @@ def test_the_pipeline_buffer_grows_with_the_cluster_and_caps_ray_data():
     cfg = ScoreConfig(source="s", out="o", visual="v", audio="a")
     assert plan_workers(cfg, 1).buffer == plan_workers(cfg, 2).buffer == MIN_BUFFER
     assert plan_workers(cfg, 64).buffer == 64 * BUFFER_PER_CPU > MIN_BUFFER
-    options = ray.data.DataContext.get_current().execution_options
-    saved = options.resource_limits
-    try:
-        limit_buffer(plan_workers(cfg, 64).buffer)
-        limit_buffer(MIN_BUFFER)                     # a later, smaller run: its own budget
-        assert options.resource_limits.object_store_memory == MIN_BUFFER
-        assert options.resource_limits.cpu == saved.cpu      # nothing else changed
-    finally:
-        options.resource_limits = saved
+    context = ray.data.DataContext.get_current().copy()
+    saved = context.execution_options.resource_limits
+    limit_buffer(context, plan_workers(cfg, 64).buffer)
+    limit_buffer(context, MIN_BUFFER)                  # a later, smaller run: its own budget
+    limits = context.execution_options.resource_limits
+    assert limits.object_store_memory == MIN_BUFFER
+    assert limits.cpu == saved.cpu                      # nothing else changed
+
+
+@pytest.mark.slow
+def test_the_score_pipeline_caps_its_own_dataset_not_the_process(ray_local, mixed_archive,
+                                                                 tiny_bundles, tmp_path):
+    """The cap rides on the score dataset's context: a training dataset (or a notebook's)
+    built later in the same process keeps Ray Data's default budget."""
+    import ray.data
+
+    from mer_ray.data.sources import list_inputs_table
+    from mer_ray.score.job import build_dataset
+    from mer_ray.score.plan import MIN_BUFFER
+
+    cfg = _cfg(mixed_archive, tiny_bundles, str(tmp_path / "o"))
+    listed = list_inputs_table(cfg.source, cfg.corpus)
+    before = ray.data.DataContext.get_current().execution_options.resource_limits
+    ds = build_dataset(cfg, resolve_plan(cfg), listed)       # lazy: nothing runs
+    assert ds.context.execution_options.resource_limits.object_store_memory == MIN_BUFFER
+    after = ray.data.DataContext.get_current().execution_options.resource_limits
+    assert after.object_store_memory == before.object_store_memory != MIN_BUFFER
 
 
 def test_shard_id_depends_on_paths_only():

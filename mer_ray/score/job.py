@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -39,6 +40,9 @@ from mer_ray.score.plan import ScorePlan, plan_workers, resolve_models, resolve_
 from mer_ray.score.rows import FUSED_SCHEMA, extraction_rows, fuse_rows, split_output
 from mer_ray.score.schema import RUN_FILE, SCORES_DIR, scores_store
 from mer_ray.score.summary import summarize_scores
+
+if TYPE_CHECKING:
+    from ray.data import DataContext
 
 log = logging.getLogger(__name__)
 
@@ -121,12 +125,12 @@ at their end became ~17 concurrent tasks, a worker process each; bounded but sti
 for CPU, Ray Data gave them no CPU budget while the actors held it and the run stalled."""
 
 
-def limit_buffer(nbytes: int) -> None:
-    """Cap the object store memory this driver's Ray Data pipelines may fill (plan.BUFFER_PER_CPU):
-    upstream stages wait instead of queueing an archive's worth of crops."""
-    import ray
-
-    options = ray.data.DataContext.get_current().execution_options
+def limit_buffer(context: DataContext, nbytes: int) -> None:
+    """Cap the object store memory a Ray Data pipeline may fill (plan.BUFFER_PER_CPU): upstream
+    stages wait instead of queueing an archive's worth of crops. ``context`` is the dataset's
+    own DataContext (a copy taken when it was created), so training or a notebook's datasets
+    later in the same process keep Ray Data's defaults."""
+    options = context.execution_options
     options.resource_limits = options.resource_limits.copy(object_store_memory=nbytes)
 
 
@@ -143,7 +147,6 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: pa.Table, chunked: bo
     resources = ray.cluster_resources()
     workers = plan_workers(cfg, float(resources.get("CPU", 1)), resources.get("memory"))
     memory = workers.memory
-    limit_buffer(workers.buffer)
     n_blocks = block_count(rows.num_rows)
     pool = ray.data.ActorPoolStrategy
     to_rows = functools.partial(chunk_extraction_rows if chunked else extraction_rows,
@@ -153,6 +156,7 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: pa.Table, chunked: bo
     if chunked:            # a chunk is up to a minute of faces: one per visual call keeps the
         visual_batch = 1   # actor's memory that of one short video's (60-min / 1-min: 1.02x)
     ds = input_dataset(rows, n_blocks, columns=None if chunked else ITEM_COLUMNS)
+    limit_buffer(ds.context, workers.buffer)       # every stage below shares this context
     ds = ds.map_batches(ExtractActor, fn_constructor_args=(plan.extract, to_rows, True),
                         batch_size=1, batch_format="pyarrow", num_cpus=workers.extract_cpus,
                         memory=memory["extract"],
