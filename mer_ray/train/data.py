@@ -320,6 +320,30 @@ def iter_split_local(data: TrainData, plan: SplitPlan, split: str, *,
                     yield out
 
 
+@dataclass
+class LocalSplit:
+    """One split read by the process that iterates it (iter_split_local), with the two
+    iterators the worker loop uses of a Ray Data shard. Rank 0's validation set: a Ray Data
+    pipeline would start its read tasks afresh in every attempt (seconds each, for a split
+    that one process reads anyway)."""
+
+    data: TrainData
+    plan: SplitPlan
+    split: str
+
+    def iter_batches(self, batch_size: int = 256, batch_format: str = "numpy"):
+        for batch in iter_split_local(self.data, self.plan, self.split, batch_rows=batch_size):
+            yield {"x": batch["x"], "y": batch["y"]}
+
+    def iter_tf_batches(self, batch_size: int, drop_last: bool = False, dtypes=None,
+                        local_shuffle_buffer_size=None):
+        import tensorflow as tf
+
+        dtypes = dtypes or {}
+        for batch in self.iter_batches(batch_size):
+            yield {k: tf.constant(batch[k], dtypes.get(k)) for k in ("x", "y")}
+
+
 def split_dataset(data: TrainData, plan: SplitPlan, split: str, *, augmented: bool = False,
                   drop_ids: bool = True, shuffle_blocks: bool = False):
     """A Ray Dataset of one split: columns x, y (and video_id unless ``drop_ids``)."""

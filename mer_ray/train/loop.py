@@ -1,10 +1,11 @@
 """The Ray Train worker loop: a custom tf.distribute.MultiWorkerMirroredStrategy loop.
 
 (Keras 3's model.fit does not work under MWMS, so the step is written by hand.) Every epoch:
-train on this worker's shard of "train" (``get_dataset_shard(...).iter_tf_batches``), validate
-on rank 0, and every ``checkpoint_every`` epochs (1: every epoch) save a checkpoint
-(model.keras = current, best.keras = best on validation, meta.json = epoch, history) from
-rank 0 and report from every rank. At start the loop resumes from
+train on this worker's shard of "train" (``get_dataset_shard(...).iter_tf_batches``),
+validate on rank 0 (which reads the validation rows itself: data.LocalSplit), and every
+``checkpoint_every`` epochs (1: every epoch) save a checkpoint (model.keras = current,
+best.keras = best on validation, meta.json = epoch, history) from rank 0 and report from
+every rank. At start the loop resumes from
 ``ray.train.get_checkpoint()`` when Ray Train restarted it after a failure.
 
 The loop knows nothing about the model kind: the loop config hands it a model builder, the
@@ -40,6 +41,23 @@ class TrainHooks:
     objects)."""
 
     on_epoch_start: EpochHook | None = None   # before each epoch (tests raise here to crash)
+
+
+@dataclass
+class WorkerLoop:
+    """The Ray Train function: train_loop_per_worker with the run's callables bound.
+
+    They travel here and not in the loop config because Ray Train ships this function to the
+    workers alone, while it also unpickles the loop config in its controller, where a model
+    builder would import Keras and TensorFlow (seconds of CPU, hundreds of MB)."""
+
+    build_model: Callable                     # () -> an uncompiled keras.Model
+    on_epoch_start: EpochHook | None = None   # TrainHooks.on_epoch_start
+    val: object | None = None                 # rank 0's validation rows (data.LocalSplit)
+
+    def __call__(self, cfg: dict) -> None:
+        train_loop_per_worker({**cfg, "build_model": self.build_model,
+                               "on_epoch_start": self.on_epoch_start, "val": self.val})
 
 
 def compile_model(model, lr: float):
@@ -116,7 +134,8 @@ def per_example_loss(y, probs, class_weights=None):
 
 
 def train_loop_per_worker(cfg: dict) -> None:
-    """Ray Train entry point (see module doc); ``cfg`` is built by raytrain.loop_config.
+    """The worker loop (see module doc); ``cfg`` is raytrain.loop_config's, plus WorkerLoop's
+    callables.
     The best model so far lives in a scratch folder that goes when the loop ends."""
     with tempfile.TemporaryDirectory(prefix="mer_ray_best_") as scratch:
         _train_worker(cfg, os.path.join(scratch, BEST_FILE))
@@ -158,9 +177,9 @@ def _train_worker(cfg: dict, best_local: str) -> None:
     x_dtype = tf.as_dtype(cfg["x_dtype"])
     train = _Batches(ray.train.get_dataset_shard("train"), per_worker, cfg["cache"], True,
                      int(cfg["seed"]) + rank, x_dtype, drop_last=True)
-    val_shard = ray.train.get_dataset_shard("val") if cfg["has_val"] else None
-    val = (_Batches(val_shard, 64, cfg["cache_val"], False, 0, x_dtype, drop_last=False)
-           if val_shard is not None and rank == 0 else None)
+    val_rows = cfg.get("val") if cfg["has_val"] and rank == 0 else None
+    val = (_Batches(val_rows, 64, cfg["cache_val"], False, 0, x_dtype, drop_last=False)
+           if val_rows is not None else None)
     steps = int(cfg["steps_per_epoch"])
     augment = bool(cfg.get("augment"))
     weights = (tf.constant(cfg["class_weights"], tf.float32) if cfg.get("class_weights")

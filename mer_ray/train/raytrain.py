@@ -14,8 +14,8 @@ from typing import Callable
 
 from mer_ray.data.splits import TRAIN, VAL, SplitPlan
 from mer_ray.train import rundir
-from mer_ray.train.data import TrainData, split_dataset
-from mer_ray.train.loop import BEST_FILE, META_FILE, TrainHooks
+from mer_ray.train.data import LocalSplit, TrainData, split_dataset
+from mer_ray.train.loop import BEST_FILE, META_FILE, TrainHooks, WorkerLoop
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def cpus_per_worker(cfg) -> float:
     return max(0.25, min(1.0, (total - 1.0) / max(cfg.workers, 1)))
 
 
-def loop_config(cfg, spec: LoopSpec, data: TrainData, cpus: float,
-                hooks: TrainHooks | None = None) -> dict:
-    """The dict every worker gets (see loop.train_loop_per_worker)."""
+def loop_config(cfg, spec: LoopSpec, data: TrainData, cpus: float) -> dict:
+    """The dict every worker gets (see loop.train_loop_per_worker): plain data only, since
+    Ray Train's controller unpickles it too (the callables go in loop.WorkerLoop)."""
     n_train = data.count(TRAIN, spec.augmented)
     per_worker_batch = max(1, cfg.batch_size // cfg.workers)
     steps = (n_train // cfg.workers) // per_worker_batch
@@ -69,13 +69,12 @@ def loop_config(cfg, spec: LoopSpec, data: TrainData, cpus: float,
                          f"on {cfg.workers} worker(s)")
     n_val = data.count(VAL)
     return {
-        "build_model": spec.build_model, "x_dtype": spec.x_dtype, "epochs": cfg.epochs,
+        "x_dtype": spec.x_dtype, "epochs": cfg.epochs,
         "global_batch": cfg.batch_size, "lr": cfg.lr, "steps_per_epoch": steps,
         "seed": cfg.seed, "augment": spec.augment, "cache": spec.cache,
         "cache_val": n_val * data.source.row_bytes <= CACHE_VAL_BYTES, "has_val": n_val > 0,
         "threads": max(1, math.ceil(cpus)), "config_key": config_key(cfg, spec),
         "checkpoint_every": cfg.checkpoint_every, "class_weights": spec.class_weights,
-        "on_epoch_start": hooks.on_epoch_start if hooks else None,
     }
 
 
@@ -107,12 +106,13 @@ def format_progress(m: dict, total_epochs: int) -> str:
             f"{', resumed' if m.get('attempt') else ''})")
 
 
-def run_ray_train(loop_cfg: dict, datasets: dict, cfg, storage: str, progress: bool = False):
+def run_ray_train(worker: WorkerLoop, loop_cfg: dict, datasets: dict, cfg, storage: str,
+                  progress: bool = False):
     """Fit with TensorflowTrainer; returns the ray.train Result (raises on failure)."""
     import ray.train
     from ray.train.tensorflow import TensorflowTrainer
 
-    from mer_ray.train.loop import train_loop_per_worker
+    from mer_ray.train.tf_backend import TFConfig
 
     scaling = ray.train.ScalingConfig(num_workers=cfg.workers, use_gpu=cfg.gpu,
                                       resources_per_worker={"CPU": cpus_per_worker(cfg)})
@@ -121,8 +121,9 @@ def run_ray_train(loop_cfg: dict, datasets: dict, cfg, storage: str, progress: b
         failure_config=ray.train.FailureConfig(max_failures=cfg.max_failures),
         checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
         callbacks=[_progress_callback(cfg.epochs)] if progress else None)
-    trainer = TensorflowTrainer(
-        train_loop_per_worker, train_loop_config=loop_cfg, scaling_config=scaling,
+    trainer = TensorflowTrainer(       # TFConfig: no TensorFlow import in the controller
+        worker, train_loop_config=loop_cfg, tensorflow_config=TFConfig(),
+        scaling_config=scaling,
         run_config=run_config, datasets=datasets,
         dataset_config=ray.train.DataConfig(datasets_to_split=[TRAIN]))
     result = trainer.fit()
@@ -144,15 +145,15 @@ def fit(cfg, spec: LoopSpec, data: TrainData, plan: SplitPlan, out: Path,
     os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.25")
     init_ray(cfg.ray)
     cpus = cpus_per_worker(cfg)
-    loop_cfg = loop_config(cfg, spec, data, cpus, hooks)
+    loop_cfg = loop_config(cfg, spec, data, cpus)
+    worker = WorkerLoop(spec.build_model, hooks.on_epoch_start if hooks else None,
+                        val=LocalSplit(data, plan, VAL) if loop_cfg["has_val"] else None)
     datasets = {TRAIN: split_dataset(data, plan, TRAIN, augmented=spec.augmented,
                                      shuffle_blocks=True)}
-    if loop_cfg["has_val"]:
-        datasets[VAL] = split_dataset(data, plan, VAL)
     storage = cfg.storage or str(out / RAY_DIR)
     log.info("Ray Train: %d worker(s), %.2f CPU each, gpu=%s, storage %s", cfg.workers, cpus,
              cfg.gpu, storage)
-    result = run_ray_train(loop_cfg, datasets, cfg, storage, progress)
+    result = run_ray_train(worker, loop_cfg, datasets, cfg, storage, progress)
     log.info("training finished; evaluating the best model on the test split")
     return _copy_best(result.checkpoint, out)
 
