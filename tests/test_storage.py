@@ -1,5 +1,6 @@
 """Local paths and URIs: storage helpers, and file:// end to end through list_inputs,
-preprocess, score and train-audio (file:// goes through the same copy/upload code as s3://)."""
+preprocess and score (file:// goes through the same copy/upload code as s3://); training on
+file:// shards into a file:// run directory is test_train's audio run."""
 from __future__ import annotations
 
 import json
@@ -280,24 +281,3 @@ def test_score_with_file_uri_models_inputs_and_out(mixed_archive, tiny_bundles, 
     assert run["model_ids"]["audio"] == load_bundle_info(tiny_bundles["audio"]).model_id
     again = run_score(cfg)                                 # resume: model ids still match
     assert again["this_run"]["scored"] == 0 and again["rows"] == len(scores)
-
-
-@pytest.mark.slow
-def test_train_audio_from_file_uri_shards_to_file_uri_run_dir(ray_local, tmp_path):
-    from mer_ray.cli import main
-    from mer_ray.models.bundle import AudioPredictor, load_bundle_info
-    from support.synthetic import write_synthetic_shards
-
-    shards = write_synthetic_shards(tmp_path / "shards", clips_per_class=2, frames_per_clip=1)
-    out = tmp_path / "run"
-    assert main(["train-audio", uri(shards), "--recipe", "thesis", "--classifier", "mlp",
-                 "--epochs", "2", "--batch-size", "8", "--workers", "1", "--val", "none",
-                 "--out", uri(out)]) == 0
-    names = {p.name for p in out.iterdir()}
-    assert {"model.keras", "bundle.json", "config.json", "metrics.json", "history.csv"} <= names
-    assert "_ray" not in names and not any(n.startswith("_tmp") for n in names)
-    config = json.loads((out / "config.json").read_text())
-    assert config["out"] == uri(out) and config["shards"] == uri(shards)
-    info = load_bundle_info(uri(out))
-    assert info.model_id == json.loads((out / "metrics.json").read_text())["model_id"]
-    assert AudioPredictor(uri(out)).predict(np.zeros((1, 162), np.float32)).shape == (1, 7)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,15 +29,20 @@ def synthetic_shards(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def audio_run(synthetic_shards, ray_local, tmp_path_factory):
-    """The MLP, 1 worker, actor5fold fold 0, every clip z-scored per speaker (--speaker-norm;
-    the plain MLP on Ray Train is test_storage's URI run)."""
+    """The MLP, 1 worker, actor5fold fold 0, every clip z-scored per speaker (--speaker-norm),
+    shards read from and the run directory written to file:// URIs (the local folder is
+    tmp / "run")."""
     from mer_ray.train.runner import train
 
     tmp = tmp_path_factory.mktemp("audio")
-    cfg = TrainAudioConfig(shards=str(synthetic_shards), out=str(tmp / "run"), epochs=4,
+    cfg = TrainAudioConfig(shards=uri(synthetic_shards), out=uri(tmp / "run"), epochs=4,
                            workers=1, checkpoint_every=2, speaker_norm=True,
                            ray=RayConfig(num_cpus=2))
     return train(cfg), tmp
+
+
+def uri(path) -> str:
+    return Path(path).resolve().as_uri()
 
 
 @pytest.fixture(scope="session")
@@ -77,12 +83,22 @@ def test_visual_run_resumes_from_the_checkpoint_after_a_worker_crash(visual_cli_
     assert json.loads((out / "config.json").read_text())["class_weight"] == "balanced"
 
 
-def test_audio_run_learns_and_writes_the_run_directory(audio_run):
+def test_audio_run_learns_and_writes_the_run_directory(audio_run, synthetic_shards):
+    """... and the file:// URIs: read from, written to, and recorded as given."""
     from mer_ray.train.rundir import read_history_csv
 
-    outcome, _ = audio_run
-    run = outcome.run_dir
-    assert RUN_FILES <= {p.name for p in __import__("pathlib").Path(run).iterdir()}
+    from mer_ray.models.bundle import load_bundle_info
+
+    outcome, tmp = audio_run
+    run = tmp / "run"
+    names = {p.name for p in run.iterdir()}
+    assert RUN_FILES <= names
+    assert "_ray" not in names and not any(n.startswith("_tmp") for n in names)
+    config = json.loads((run / "config.json").read_text())
+    assert config["out"] == outcome.run_dir == uri(run)
+    assert config["shards"] == uri(synthetic_shards)
+    assert load_bundle_info(outcome.run_dir).model_id == json.loads(
+        (run / "metrics.json").read_text())["model_id"]
     rows = read_history_csv(f"{run}/history.csv")
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     m = json.loads(open(f"{run}/metrics.json").read())
@@ -104,11 +120,11 @@ def test_saved_audio_model_reloads_and_reproduces_the_reported_metrics(audio_run
     from mer_ray.train.data import plan_data, speaker_stats
     from mer_ray.train.runner import resolve_plan
 
-    outcome, _ = audio_run
-    pred = AudioPredictor(outcome.run_dir)
+    outcome, tmp = audio_run
+    pred = AudioPredictor(outcome.run_dir)                  # a file:// URI
     assert pred.info.kind == "audio" and pred.info.feature_column == "audio_features"
     assert pred.info.speaker_norm is True
-    cfg = TrainAudioConfig(shards=json.loads(open(f"{outcome.run_dir}/config.json").read())["shards"])
+    cfg = TrainAudioConfig(shards=json.loads((tmp / "run" / "config.json").read_text())["shards"])
     plan, data = plan_data(cfg.shards, "audio", resolve_plan(cfg))
     batches = list(iter_split_local(data, plan, TEST))
     x = np.concatenate([b["x"] for b in batches])
@@ -178,14 +194,14 @@ def test_audio_mlp_with_speaker_norm_trains_on_normalised_rows(audio_run):
     info = load_bundle_info(outcome.run_dir)
     assert (info.classifier, info.speaker_norm) == ("mlp", True)
     assert outcome.metrics["speaker_norm"] is True
-    shards = json.loads(open(f"{outcome.run_dir}/config.json").read())["shards"]
+    shards = json.loads((tmp / "run" / "config.json").read_text())["shards"]
     rows = read_clip_rows(shards, "audio_features")
     stats = SpeakerStats().update(rows.x, rows.speakers)
     cfg = TrainAudioConfig(shards=shards, speaker_norm=True)
     plan, data = plan_data(shards, "audio", resolve_plan(cfg))
     raw = list(iter_split_local(data, plan, "train", augmented=True))
     x = np.concatenate([stats.normalize(b["x"], b["speaker"]) for b in raw])
-    layer = keras.saving.load_model(f"{outcome.run_dir}/model.keras").get_layer("standardise")
+    layer = keras.saving.load_model(tmp / "run" / "model.keras").get_layer("standardise")
     np.testing.assert_allclose(np.asarray(layer.mean).ravel(), x.mean(0), rtol=1e-4, atol=1e-4)
 
 
