@@ -184,7 +184,8 @@ def test_refuses_to_mix_models_or_weights(scored, mixed_archive, tiny_bundles):
 def test_files_added_to_the_archive_are_the_only_ones_scored(ray_local, mixed_archive,
                                                              tiny_bundles, tmp_path):
     """A finished score output, then new files in its archive: the re-run scores the new files
-    only and leaves every earlier shard file (scores and timeline) as it was."""
+    only and leaves every earlier shard file (scores and timeline) as it was. (The finished
+    output is scored by the same stages without Ray, as in killed_run.)"""
     from mer_ray.data.sources import list_inputs
 
     good = sorted(mixed_archive["good"])
@@ -194,8 +195,10 @@ def test_files_added_to_the_archive_are_the_only_ones_scored(ray_local, mixed_ar
         shutil.copy(clip, archive)
     out = tmp_path / "scores"
     cfg = _cfg({"root": archive}, tiny_bundles, out)
-    assert run_score(cfg)["this_run"]["scored"] == 3
+    items = [it.to_row() for it in list_inputs(cfg.source)]
+    scores_store(str(out)).write_shard("earlier", score_locally(cfg, items))
     before = shard_files(out)
+    assert len(before) == 2                                # its scores and timeline files
     added = {str(Path(shutil.copy(clip, archive)).resolve()) for clip in good[3:5]}
     summary = run_score(cfg)
     assert summary["this_run"]["scored"] == len(added) == 2
