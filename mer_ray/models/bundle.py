@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mer_ray.config import EMOTIONS, FACE_SIZE, NUM_CLASSES
+from mer_ray.models.numpy_mlp import NumpyMLP, load_numpy_mlp
 
 BUNDLE_FILE = "bundle.json"
 MODEL_FILE = "model.keras"
@@ -254,7 +255,9 @@ class VisualPredictor(_Predictor):
 
 class AudioPredictor(_Predictor):
     """Loads an audio bundle (Keras MLP or skops SVM) once;
-    predict((N,D) raw features of the bundle's recipe) -> (N,7) float32.
+    predict((N,D) raw features of the bundle's recipe) -> (N,7) float32. An MLP runs in
+    numpy (models/numpy_mlp.py) when it is a plain Dense chain, as every audio MLP trained
+    here is, so the process imports no TensorFlow; any other model goes through Keras.
 
     ``info.feature_column`` names the clips column to feed; ``info.speaker_norm`` says the
     features are z-scored per speaker first, which ``predict`` does given ``speakers`` (and
@@ -271,8 +274,13 @@ class AudioPredictor(_Predictor):
             self.run_dir, self.info = run_dir, info
             self.model = load_svm(os.path.join(local_dir, info.model_file))
             self.input_shape = (int(self.model.n_features_in_),)
-        else:
-            super().__init__(run_dir, local_dir)
+            return
+        if info.kind == "audio" and info.model_file.endswith(".keras"):
+            self.model = load_numpy_mlp(os.path.join(local_dir, info.model_file))
+            if self.model is not None:
+                self.run_dir, self.info, self.input_shape = run_dir, info, (self.model.input_dim,)
+                return
+        super().__init__(run_dir, local_dir)
 
     @property
     def n_features(self) -> int:
@@ -302,6 +310,8 @@ class AudioPredictor(_Predictor):
             from mer_ray.models.audio_svm import predict_proba
 
             return predict_proba(self.model, x)
+        if isinstance(self.model, NumpyMLP):
+            return self.model.predict(x)
         return self._predict(x)
 
     def _shape_error(self, shape: tuple) -> str:
