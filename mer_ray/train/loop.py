@@ -45,7 +45,8 @@ class TrainHooks:
 
 @dataclass
 class WorkerLoop:
-    """The Ray Train function: train_loop_per_worker with the run's callables bound.
+    """The Ray Train function: train_loop_per_worker with the run's callables (and rank 0's
+    validation reader) bound.
 
     They travel here and not in the loop config because Ray Train ships this function to the
     workers alone, while it also unpickles the loop config in its controller, where a model
@@ -134,9 +135,8 @@ def per_example_loss(y, probs, class_weights=None):
 
 
 def train_loop_per_worker(cfg: dict) -> None:
-    """The worker loop (see module doc); ``cfg`` is raytrain.loop_config's, plus WorkerLoop's
-    callables.
-    The best model so far lives in a scratch folder that goes when the loop ends."""
+    """The worker loop (see module doc): ``cfg`` is raytrain.loop_config's plus WorkerLoop's
+    fields. The best model so far lives in a scratch folder that goes when the loop ends."""
     with tempfile.TemporaryDirectory(prefix="mer_ray_best_") as scratch:
         _train_worker(cfg, os.path.join(scratch, BEST_FILE))
 
