@@ -23,9 +23,9 @@ def _plan_data(tmp_path):
 
 
 def test_the_backend_config_imports_no_tensorflow():
-    code = ("import sys, pickle; import mer_ray.train.tf_backend as b; "
-            "c = pickle.loads(pickle.dumps(b.TFConfig())); "
-            "assert c.framework is None, c.framework; "
+    code = ("import sys; import mer_ray.train.tf_backend as b; "
+            "c = b.TFConfig(); "
+            "assert c.framework is None and c.backend_cls.__module__ == b.__name__, c; "
             "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

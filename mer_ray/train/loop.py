@@ -177,7 +177,7 @@ def _train_worker(cfg: dict, best_local: str) -> None:
     x_dtype = tf.as_dtype(cfg["x_dtype"])
     train = _Batches(ray.train.get_dataset_shard("train"), per_worker, cfg["cache"], True,
                      int(cfg["seed"]) + rank, x_dtype, drop_last=True)
-    val_rows = cfg.get("val") if cfg["has_val"] and rank == 0 else None
+    val_rows = cfg.get("val") if rank == 0 else None     # None: no validation split
     val = (_Batches(val_rows, 64, cfg["cache_val"], False, 0, x_dtype, drop_last=False)
            if val_rows is not None else None)
     steps = int(cfg["steps_per_epoch"])
