@@ -6,9 +6,9 @@ One place sets the console mode for the driver and the Ray workers:
   (Ray workers inherit it, or get it through the runtime_env of init_ray), sets the environment
   TensorFlow and Ray Data read at import (``process_env``) and configures Python logging:
   INFO lines as plain text by default, timestamps and DEBUG with -v, errors only with -q.
-- ``quiet_ray()`` (runtime.init_ray, after ray.init): Ray Data progress bars off, the ``ray``
-  loggers and Ray Data's console handler at ERROR, and forwarded worker output reduced to the
-  lines workers mark with ``worker_line`` (the training epochs).
+- ``quiet_ray()`` (runtime.init_ray, after ray.init): Ray Data progress bars and Python
+  warnings off, the ``ray`` loggers and Ray Data's console handler at ERROR, and forwarded
+  worker output reduced to the lines workers mark with ``worker_line`` (the training epochs).
 - the first ``import tensorflow`` of the driver (wherever it happens) runs with fd 2 sent to
   /dev/null unless verbose: its C++ code prints CUDA / cuInit / oneDNN lines there at import,
   before TF_CPP_MIN_LOG_LEVEL applies (``quiet_tf_import``).
@@ -27,6 +27,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 ENV = "MER_RAY_CONSOLE"
@@ -141,6 +142,7 @@ def quiet_ray() -> None:
         ctx.enable_auto_log_stats = False
     except ImportError:
         pass
+    _ray_data_warnings(mode >= VERBOSE)
     if mode >= VERBOSE:
         _filter_worker_output(False)
         return
@@ -149,6 +151,19 @@ def quiet_ray() -> None:
         if type(h).__name__ != "SessionFileHandler" and not hasattr(h, "baseFilename"):
             h.setLevel(logging.ERROR)
     _filter_worker_output(True)
+
+
+RAY_DATA_MODULES = r"ray\.data(\.|$)"
+"""Modules whose Python UserWarnings a quiet console drops: Ray Data's tuning hints, such as
+"the operator only received 1 input(s)", which every archive smaller than a batch triggers."""
+
+
+def _ray_data_warnings(show: bool) -> None:
+    """Ray Data's UserWarnings shown (verbose) or dropped, in this process."""
+    warnings.filters[:] = [f for f in warnings.filters if not (
+        f[0] == "ignore" and f[2] is UserWarning and getattr(f[3], "pattern", None) == RAY_DATA_MODULES)]
+    if not show:
+        warnings.filterwarnings("ignore", category=UserWarning, module=RAY_DATA_MODULES)
 
 
 def quiet_ray_loggers() -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,27 @@ def test_quiet_ray_sets_the_ray_data_context_and_loggers(clean_console):
         (ctx.enable_progress_bars, ctx.enable_operator_progress_bars,
          ctx.print_on_execution_start) = saved[:3]
         logging.getLogger("ray").setLevel(saved[3])
+
+
+def test_ray_data_warnings_dropped_unless_verbose(clean_console):
+    """A Ray Data tuning hint (warnings.warn in a ray.data module) is off the quiet console
+    and back with -v; a warning of another module still shows."""
+    def warn_from(module: str) -> list:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")          # below the console's own filter
+            console.quiet_ray()
+            exec("import warnings; warnings.warn('hint', UserWarning)", {"__name__": module})
+        return [w for w in seen if str(w.message) == "hint"]
+
+    saved = warnings.filters[:]
+    try:
+        console.setup(console.NORMAL)
+        assert warn_from("ray.data._internal.execution.operators.task_pool_map_operator") == []
+        assert len(warn_from("mer_ray.score.job")) == 1
+        console.setup(console.VERBOSE)
+        assert len(warn_from("ray.data._internal.execution.operators.task_pool_map_operator")) == 1
+    finally:
+        warnings.filters[:] = saved
 
 
 def test_only_marked_worker_lines_pass():

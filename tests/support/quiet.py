@@ -10,7 +10,8 @@ KEYS = ["MER_RAY_CONSOLE", "MER_RAY_PROGRESS", "TF_CPP_MIN_LOG_LEVEL",
 """The environment variables mer_ray.console reads or sets."""
 
 NOISE = ["%|", "Running Dataset", "logging_progress", "streaming_executor", "(pid=",
-         "cuda", "cuInit", "oneDNN", "absl", "Token authentication", "Progress bars"]
+         "cuda", "cuInit", "oneDNN", "absl", "Token authentication", "Progress bars",
+         "UserWarning", "warnings.warn"]
 """Fragments of library lines a quiet console never shows."""
 
 
