@@ -18,7 +18,8 @@ from support.quiet import KEYS, assert_quiet, newcomer_env
 
 @pytest.fixture
 def clean_console(monkeypatch):
-    """No console variables set; the root logger and meta path restored afterwards."""
+    """No console variables set; the root logger restored afterwards, and the console's
+    import quieting removed (importers that imports added, such as six's, stay)."""
     for key in KEYS:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setattr(console, "_set_by_us", {})
@@ -27,7 +28,8 @@ def clean_console(monkeypatch):
     yield
     root.handlers[:] = handlers
     root.setLevel(level)
-    sys.meta_path[:] = meta
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if f in meta or not isinstance(f, console._QuietImport)]
 
 
 class Clock:
