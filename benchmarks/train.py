@@ -64,16 +64,22 @@ def steady(rows: list[dict], key: str) -> tuple[float, float]:
     return sum(r["train_samples"] for r in rest), sum(r[key] for r in rest)
 
 
+def visual_batch(args) -> int:
+    """The visual runs' batch size (16, the thesis's, unless ``args.visual_batch`` says)."""
+    return getattr(args, "visual_batch", None) or 16
+
+
 def ray_run(kind: str, shards: str, workers: int, args) -> dict:
     from mer_ray.config import RayConfig, TrainAudioConfig, TrainVisualConfig
     from mer_ray.train.runner import train
 
     out = tempfile.mkdtemp(prefix=f"bench-{kind}-")
     common = dict(shards=shards, out=out, workers=workers, protocol="thesis", val="none",
-                  ray=RayConfig(num_cpus=args.num_cpus))
+                  gpu=getattr(args, "gpu", False), ray=RayConfig(num_cpus=args.num_cpus))
     if kind == "visual":
         cfg = TrainVisualConfig(**common, backbone=args.backbone, case=args.case, init="none",
-                                epochs=args.visual_epochs, batch_size=16, checkpoint_every=1)
+                                epochs=args.visual_epochs, batch_size=visual_batch(args),
+                                checkpoint_every=1)
     else:
         cfg = TrainAudioConfig(**common, epochs=args.audio_epochs, batch_size=32,
                                checkpoint_every=args.audio_epochs)
@@ -105,7 +111,7 @@ def plain_run(kind: str, shards: str, args) -> dict:
     y = np.concatenate([b["y"] for b in batches])
     if kind == "visual":
         model = build_visual_model(args.backbone, args.case, weights=None)
-        batch, epochs = 16, args.visual_epochs
+        batch, epochs = visual_batch(args), args.visual_epochs
         ds = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(y)).batch(batch, drop_remainder=True)
               .map(lambda a, b: (augment_batch(a), b)))
     else:
