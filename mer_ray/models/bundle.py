@@ -233,14 +233,32 @@ class _Predictor:
 
 
 class VisualPredictor(_Predictor):
-    """Loads a visual bundle once; predict((N,200,200,3) uint8 RGB) -> (N,7) float32."""
+    """Loads a visual bundle once; predict((N,200,200,3) uint8 RGB) -> (N,7) float32.
+
+    ``engine``: ``auto`` runs a compact face CNN (the bundled model's shape) with OpenCV's DNN
+    module (models/opencv_cnn.py: no TensorFlow in the process, faster on CPU) and any other
+    model with Keras; ``keras`` always uses Keras (a GPU, or to compare)."""
 
     kind = "visual"
+    ENGINES = ("auto", "keras")
 
-    def __init__(self, run_dir: str, local_dir: str | None = None):
+    def __init__(self, run_dir: str, local_dir: str | None = None, engine: str = "auto"):
         from mer_ray.models.backbones import BACKBONES
 
+        if engine not in self.ENGINES:
+            raise ValueError(f"engine must be one of {self.ENGINES}, not {engine!r}")
+        local_dir = local_dir or local_bundle_dir(run_dir)
+        info = load_bundle_info(local_dir)
+        if engine == "auto" and info.kind == "visual" and info.model_file.endswith(".keras"):
+            from mer_ray.models.opencv_cnn import load_opencv_cnn
+
+            self.model = load_opencv_cnn(os.path.join(local_dir, info.model_file))
+            if self.model is not None:
+                self.run_dir, self.info, self.engine = run_dir, info, "opencv"
+                self.input_shape = (FACE_SIZE, FACE_SIZE, 3)
+                return
         super().__init__(run_dir, local_dir)
+        self.engine = "keras"                  # what runs the model: "opencv" or "keras"
         spec = BACKBONES.get(self.info.backbone or "")
         self.predict_batch = spec.predict_batch if spec else 16
 
@@ -250,6 +268,8 @@ class VisualPredictor(_Predictor):
             return np.zeros((0, NUM_CLASSES), np.float32)
         if faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 3):
             raise ValueError(f"faces must be (N,{FACE_SIZE},{FACE_SIZE},3), got {faces.shape}")
+        if self.engine == "opencv":
+            return self.model.predict(faces)
         return self._predict(faces.astype(np.float32, copy=False))
 
 

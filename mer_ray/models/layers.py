@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-GREY_WEIGHTS = (0.299, 0.587, 0.114)   # ITU-R BT.601, as OpenCV's RGB->grey
+from mer_ray.media.constants import GREY_WEIGHTS
 
 
 @keras.saving.register_keras_serializable(package="mer_ray")

@@ -9,13 +9,11 @@ Keras instead. No Ray here.
 """
 from __future__ import annotations
 
-import io
-import json
-import re
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
+
+from mer_ray.models.keras_file import LayerKeys, float32_layer, layer_vars, open_keras
 
 EPSILON = 1e-7
 """keras.config.epsilon(): Normalization's floor on the standard deviation."""
@@ -54,53 +52,33 @@ class NumpyMLP:
         return h.astype(np.float32, copy=False)
 
 
-def _snake(name: str) -> str:
-    """Keras's weight-file key of a layer class: Dense -> dense, InputLayer -> input_layer."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _float32(config: dict) -> bool:
-    dtype = config.get("dtype", "float32")
-    if isinstance(dtype, dict):
-        dtype = (dtype.get("config") or {}).get("name")
-    return dtype in (None, "float32")
-
-
 def load_numpy_mlp(path: str) -> NumpyMLP | None:
     """The model at ``path`` (a local .keras file) as a NumpyMLP, or None when it is not a
     plain float32 chain of Input, Normalization, Dense and Dropout layers."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            config = json.loads(archive.read("config.json"))
-            weights = archive.read("model.weights.h5")
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
-        return None
-    layers = (config.get("config") or {}).get("layers")
-    if config.get("class_name") not in ("Functional", "Sequential") or not layers:
-        return None
-    import h5py
-
-    with h5py.File(io.BytesIO(weights), "r") as h5:
+    with open_keras(path) as (config, h5):
+        if config is None:
+            return None
+        layers = (config.get("config") or {}).get("layers")
+        if config.get("class_name") not in ("Functional", "Sequential") or not layers:
+            return None
         return _chain(layers, h5)
 
 
 def _chain(layers: list[dict], h5) -> NumpyMLP | None:
-    seen: dict[str, int] = {}
+    keys = LayerKeys()
     mean = std = None
     dense: list[tuple[np.ndarray, np.ndarray | None, str]] = []
     for layer in layers:
         cls, cfg = layer.get("class_name"), layer.get("config") or {}
-        base = _snake(cls or "")
-        key = base if base not in seen else f"{base}_{seen[base]}"
-        seen[base] = seen.get(base, 0) + 1
-        if not _float32(cfg):
+        key = keys.next(cls)
+        if not float32_layer(cfg):
             return None
         if cls in ("InputLayer", "Dropout"):
             continue
         if cls == "Normalization":
             if dense or mean is not None or cfg.get("invert") or cfg.get("axis") not in ([-1], -1):
                 return None
-            values = _vars(h5, key)
+            values = layer_vars(h5, key)
             m, v = ((cfg["mean"], cfg["variance"]) if cfg.get("mean") is not None
                     else (values[0], values[1]) if len(values) >= 2 else (None, None))
             if m is None:
@@ -110,7 +88,7 @@ def _chain(layers: list[dict], h5) -> NumpyMLP | None:
             continue
         if cls != "Dense" or cfg.get("activation") not in ACTIVATIONS:
             return None
-        values = _vars(h5, key)
+        values = layer_vars(h5, key)
         use_bias = cfg.get("use_bias", True)
         if len(values) != (2 if use_bias else 1):
             return None
@@ -124,10 +102,3 @@ def _chain(layers: list[dict], h5) -> NumpyMLP | None:
     if not dense or (mean is not None and mean.shape != (dense[0][0].shape[0],)):
         return None
     return NumpyMLP(mean, std, dense)
-
-
-def _vars(h5, key: str) -> list[np.ndarray]:
-    group = h5.get(f"layers/{key}/vars")
-    if group is None:
-        return []
-    return [np.asarray(group[str(i)]) for i in range(len(group))]

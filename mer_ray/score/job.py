@@ -162,7 +162,8 @@ def build_dataset(cfg: ScoreConfig, plan: ScorePlan, rows: pa.Table, chunked: bo
                         memory=memory["extract"],
                         compute=pool(size=max(1, min(workers.extract_workers, n_blocks))))
     if cfg.visual is not None:
-        ds = ds.map_batches(VisualStage, fn_constructor_args=(cfg.visual,),
+        gpu = cfg.gpus_per_worker > 0
+        ds = ds.map_batches(VisualStage, fn_constructor_args=(cfg.visual, gpu),
                             batch_size=visual_batch, batch_format="pyarrow",
                             num_cpus=workers.model_cpus, memory=memory["visual"],
                             compute=pool(size=cfg.visual_workers), **_gpus(cfg.gpus_per_worker))

@@ -25,13 +25,15 @@ def _prepare_process() -> None:
 
 
 class VisualStage:
-    """Ray Data actor: loads the visual bundle once, predicts every face of a batch of videos."""
+    """Ray Data actor: loads the visual bundle once, predicts every face of a batch of videos.
+    ``gpu``: the actor was given a GPU, so the model runs in Keras (TensorFlow uses the GPU)
+    even where OpenCV could run it on the CPU."""
 
-    def __init__(self, run_dir: str):
+    def __init__(self, run_dir: str, gpu: bool = False):
         _prepare_process()
         from mer_ray.models.bundle import VisualPredictor
 
-        self.predictor = VisualPredictor(run_dir)
+        self.predictor = VisualPredictor(run_dir, engine="keras" if gpu else "auto")
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         return predict_faces(self.predictor, batch)
