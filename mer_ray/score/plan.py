@@ -110,10 +110,10 @@ ACTOR_MEMORY = {"extract": 0.7 * GIB, "visual": 1.0 * GIB, "audio": 0.6 * GIB}
 """Bytes one actor of each stage holds at its peak, as measured and rounded up: extraction
 0.65 GiB and audio 0.50 GiB with a model that runs in Keras (an SVM, or an MLP run in numpy,
 holds 0.14-0.23 GiB; BENCHMARKS.md, score sections: PSS per stage at the run's peak);
-visual 0.89 GiB with the bundled CNN and 0.78 GiB with EfficientNetB0 (one process after its
-first batches, the model called as a traced graph: models.bundle._Predictor._call). Declared
-to Ray (``memory=``), so it places actors by memory as well as CPUs and does not pack more
-onto a node than it holds."""
+visual 0.78 GiB with EfficientNetB0 in Keras (one process after its first batches, the model
+called as a traced graph: models.bundle._Predictor._call) and 0.20 GiB with the bundled CNN,
+which runs in OpenCV (models/opencv_cnn.py). Declared to Ray (``memory=``), so it places
+actors by memory as well as CPUs and does not pack more onto a node than it holds."""
 
 
 BUFFER_PER_CPU = 128 * 1024 ** 2
