@@ -292,19 +292,20 @@ def measure_extraction(paths: list[Path], duration_s: float, warm: Path) -> dict
 
 
 def measure_models(crops: list) -> dict:
-    """The bundled visual model's images/s on one thread at 64 and 256 faces per call, and the
-    bundled audio model's clips/s (rich vectors of one clip, repeated)."""
+    """The bundled visual model's images/s on one thread at 64 and 256 faces per call, run as
+    score runs it (OpenCV, or Keras for a model OpenCV cannot run), and the bundled audio
+    model's clips/s (rich vectors of one clip, repeated)."""
+    import cv2
     import numpy as np
-    import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
     from mer_ray.models.bundle import AudioPredictor, VisualPredictor
     from mer_ray.models.bundled import bundled_dir
 
+    cv2.setNumThreads(1)
+    os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = "1"  # if Keras
     faces = np.stack([crops[i % len(crops)] for i in range(256)])
     visual = VisualPredictor(bundled_dir("visual"))
-    out = {"visual_predict_batch": visual.predict_batch}
+    out = {"visual_predict_batch": visual.predict_batch, "visual_engine": visual.engine}
     for batch in (64, 256):
         visual.predict(faces[:batch])                       # trace
         calls = max(2, 1024 // batch)
@@ -442,16 +443,19 @@ def report(measured: dict, multinode: dict | None, gpu_images_s: float | None) -
                else "1.0: no multi-node run recorded yet (run benchmarks/multinode.py)")
     out = measured.get("output") or (multinode or {}).get("output") or {}
     lines = [f"Measured with `python benchmarks/cost_model.py --measure` on {measured['machine']};"
-             f" one process, one file at a time, one OpenCV / FFmpeg / TensorFlow thread; 1-min "
+             f" one process, one file at a time, one OpenCV / FFmpeg thread (the face model: "
+             f"{measured['models'].get('visual_engine', 'keras')}); 1-min "
              f"load average {measured['load_start']:.1f} -> {measured['load_end']:.1f} (shared "
              "machine: CPU-s are steadier than wall s). Extraction options: "
              + ", ".join(f"{k} {v}" for k, v in measured["options"].items()) + ".", "",
              *_rates_table(measured), "",
              f"Visual model (bundled compact CNN), one thread: **{m['images_cpu_s_256']:.0f} "
-             f"images per CPU-s at 256 faces per call**, {m['images_cpu_s_64']:.0f} at 64 (its "
-             f"batch is {m['visual_predict_batch']}; a call with fewer faces is padded to the next "
-             "power of two from 16). "
-             f"Audio model (bundled SVM): {m['audio_clips_cpu_s']:.0f} clips per CPU-s "
+             f"images per CPU-s at 256 faces per call**, {m['images_cpu_s_64']:.0f} at 64 ("
+             + ("in OpenCV, 64 faces at a time, unpadded). "
+                if m.get("visual_engine") == "opencv" else
+                f"in Keras: its batch is {m['visual_predict_batch']}; a call with fewer faces is "
+                "padded to the next power of two from 16). ")
+             + f"Audio model (bundled SVM): {m['audio_clips_cpu_s']:.0f} clips per CPU-s "
              f"({m['audio_batch']} per call).", ""]
     if out:
         lines += [f"Output: {out['bytes_per_video']:,.0f} bytes per video in scores + timeline "
