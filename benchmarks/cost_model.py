@@ -333,19 +333,24 @@ def crop_bytes(crops: list) -> dict:
 
 
 def measure(out: Path = RATES_JSON) -> dict:
-    """Every measurement, written to ``out`` (JSON) and returned."""
+    """Every measurement, written to ``out`` (JSON) and returned. BLAS / OpenMP pools run one
+    thread, as in the job's actors (Ray sets OMP_NUM_THREADS to an actor's CPUs): with more,
+    idle threads spinning on the other core would count as the audio features' CPU-s."""
+    from threadpoolctl import threadpool_limits
+
     from mer_ray.runtime import configure_process
 
     configure_process()
     clips = make_clips()
     load0 = os.getloadavg()[0]
     lengths, crops = {}, []
-    for duration, paths in clips.items():
-        m = measure_extraction(paths, duration, clips[LENGTHS_S[0]][0])
-        crops += m.pop("crops")
-        lengths[f"{duration:g}"] = m
-        print(f"{duration:g} s:", json.dumps(m), flush=True)
-    models = measure_models(crops)
+    with threadpool_limits(1):
+        for duration, paths in clips.items():
+            m = measure_extraction(paths, duration, clips[LENGTHS_S[0]][0])
+            crops += m.pop("crops")
+            lengths[f"{duration:g}"] = m
+            print(f"{duration:g} s:", json.dumps(m), flush=True)
+        models = measure_models(crops)
     print("models:", json.dumps(models), flush=True)
     result = {"machine": machine(), "load_start": load0, "load_end": os.getloadavg()[0],
               "lengths": lengths, "models": models, "crops": crop_bytes(crops),
@@ -443,7 +448,7 @@ def report(measured: dict, multinode: dict | None, gpu_images_s: float | None) -
                else "1.0: no multi-node run recorded yet (run benchmarks/multinode.py)")
     out = measured.get("output") or (multinode or {}).get("output") or {}
     lines = [f"Measured with `python benchmarks/cost_model.py --measure` on {measured['machine']};"
-             f" one process, one file at a time, one OpenCV / FFmpeg thread (the face model: "
+             f" one process, one file at a time, one OpenCV / FFmpeg / BLAS thread (the face model: "
              f"{measured['models'].get('visual_engine', 'keras')}); 1-min "
              f"load average {measured['load_start']:.1f} -> {measured['load_end']:.1f} (shared "
              "machine: CPU-s are steadier than wall s). Extraction options: "
