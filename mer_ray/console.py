@@ -160,8 +160,9 @@ RAY_DATA_MODULES = r"ray\.data(\.|$)"
 
 def _ray_data_warnings(show: bool) -> None:
     """Ray Data's UserWarnings shown (verbose) or dropped, in this process."""
-    warnings.filters[:] = [f for f in warnings.filters if not (
-        f[0] == "ignore" and f[2] is UserWarning and getattr(f[3], "pattern", None) == RAY_DATA_MODULES)]
+    ours = ("ignore", UserWarning, RAY_DATA_MODULES)
+    warnings.filters[:] = [f for f in warnings.filters
+                           if (f[0], f[2], getattr(f[3], "pattern", None)) != ours]
     if not show:
         warnings.filterwarnings("ignore", category=UserWarning, module=RAY_DATA_MODULES)
 

@@ -191,14 +191,16 @@ def padded_size(n: int, batch: int) -> int:
 class _Predictor:
     kind = ""
 
-    def __init__(self, run_dir: str, local_dir: str | None = None):
+    def __init__(self, run_dir: str, local_dir: str | None = None,
+                 info: BundleInfo | None = None):
+        """``info``: the bundle's BundleInfo when the caller has read (and verified) it."""
         import keras
 
         import mer_ray.models.layers  # noqa: F401  (registers the custom layers)
 
         self.run_dir = run_dir
         local_dir = local_dir or local_bundle_dir(run_dir)
-        self.info = load_bundle_info(local_dir)
+        self.info = info or load_bundle_info(local_dir)
         if self.info.kind != self.kind:
             raise ValueError(f"{run_dir} holds a {self.info.kind} model, not {self.kind}")
         self.model = keras.saving.load_model(os.path.join(local_dir, self.info.model_file),
@@ -257,7 +259,7 @@ class VisualPredictor(_Predictor):
                 self.run_dir, self.info, self.engine = run_dir, info, "opencv"
                 self.input_shape = (FACE_SIZE, FACE_SIZE, 3)
                 return
-        super().__init__(run_dir, local_dir)
+        super().__init__(run_dir, local_dir, info)
         self.engine = "keras"                  # what runs the model: "opencv" or "keras"
         spec = BACKBONES.get(self.info.backbone or "")
         self.predict_batch = spec.predict_batch if spec else 16
@@ -300,7 +302,7 @@ class AudioPredictor(_Predictor):
             if self.model is not None:
                 self.run_dir, self.info, self.input_shape = run_dir, info, (self.model.input_dim,)
                 return
-        super().__init__(run_dir, local_dir)
+        super().__init__(run_dir, local_dir, info)
 
     @property
     def n_features(self) -> int:
