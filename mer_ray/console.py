@@ -489,8 +489,8 @@ class ShardProgress:
         return self.progress_line.text(self.count())
 
     def _tick(self) -> None:
-        try:
-            self.progress_line.update(self.count())
+        try:            # a killed run's late shard may hold rows this run also writes: <= total
+            self.progress_line.update(min(self.count(), self.total))
         except Exception as err:  # noqa: BLE001 - progress must never break the job
             logging.getLogger(__name__).debug("progress: %s", err)
 
@@ -506,6 +506,7 @@ class ShardProgress:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
-        if exc[0] is None:
-            self._tick()
+        if exc[0] is None:            # the job wrote every row it had to: the line says so
+            self._tick()               # even where a rewritten shard kept the count below
+            self.progress_line.update(self.total)
         self.progress_line.__exit__(*exc)

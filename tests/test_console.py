@@ -136,6 +136,37 @@ def test_quiet_ray_sets_the_ray_data_context_and_loggers(clean_console):
         logging.getLogger("ray").setLevel(saved[3])
 
 
+def _shard_job(tmp_path, total: int, already: int, before: int, during: int) -> list[str]:
+    """A ShardProgress over a folder with ``before`` committed rows, around a job that commits
+    ``during`` more; the lines it printed."""
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
+
+    (tmp_path / "clips").mkdir(parents=True)
+    rows = lambda n: pa.table({"path": [f"v{i}" for i in range(n)]})  # noqa: E731
+    pq.write_table(rows(before), tmp_path / "clips" / "part-a.parquet")
+    store = SimpleNamespace(fs=pafs.LocalFileSystem(), dir=lambda table: str(tmp_path / table))
+    out = io.StringIO()
+    line = console.ProgressLine("preprocessed", total, already, stream=out, tty=False,
+                                enabled=True)
+    with console.ShardProgress(store, "clips", total, already, every_s=3600, line=line):
+        pq.write_table(rows(during), tmp_path / "clips" / "part-b.parquet")
+    return out.getvalue().splitlines()
+
+
+def test_shard_progress_ends_at_its_total(clean_console, tmp_path):
+    """A finished job's last line is total/total: when a killed run's late shard, rewritten
+    by this run under the same name, leaves fewer rows than planned, and when the shard
+    files hold more rows than planned (never past 100 %)."""
+    assert _shard_job(tmp_path / "short", total=5, already=2, before=3, during=1)[-1] \
+        .startswith("preprocessed 5/5 (100%)")
+    lines = _shard_job(tmp_path / "over", total=4, already=2, before=3, during=3)
+    assert lines[-1].startswith("preprocessed 4/4 (100%)") and len(lines) == 1
+
+
 def test_ray_data_warnings_dropped_unless_verbose(clean_console):
     """A Ray Data tuning hint (warnings.warn in a ray.data module) is off the quiet console
     and back with -v; a warning of another module still shows."""

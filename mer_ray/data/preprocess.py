@@ -157,13 +157,16 @@ def _preprocess_locked(cfg: PreprocessConfig, listed: pa.Table, started: float) 
         store.write_shard(new_shard_id(), {CLIPS_DIR: dropped_rows(drop),
                                            FRAMES_DIR: FRAMES_SCHEMA.empty_table()})
     if work.num_rows:
-        _extract(cfg, store, work)
+        _extract(cfg, store, work, already=stock.committed + drop.num_rows)
     return summarize_clips(store, cfg, processed=work.num_rows, seconds=time.time() - started,
                            listed_paths=listed.column("path"))
 
 
-def _extract(cfg: PreprocessConfig, store: ShardStore, work: pa.Table) -> None:
-    """Run the extraction pipeline over ``work`` (input rows with a project class)."""
+def _extract(cfg: PreprocessConfig, store: ShardStore, work: pa.Table, already: int) -> None:
+    """Run the extraction pipeline over ``work`` (input rows with a project class); the
+    progress line counts from ``already``, the rows committed before it (the paths take_stock
+    found, and this run's dropped rows), not from the shard files at its start: a killed
+    run's shard landing late may hold an input this run redoes, under the same shard name."""
     import ray
 
     from mer_ray.console import ShardProgress
@@ -183,7 +186,8 @@ def _extract(cfg: PreprocessConfig, store: ShardStore, work: pa.Table) -> None:
                         batch_size=None, batch_format="pyarrow", compute=pool, num_cpus=1)
     # one block = one shard, written as blocks arrive (shard_sink.write_shards)
     sink = ShardSink(functools.partial(clips_store, cfg.out), split_tables, UDF_SCHEMA)
-    with ShardProgress.of_new_rows(store, CLIPS_DIR, work.num_rows, "preprocessed"), \
+    with ShardProgress(store, CLIPS_DIR, total=already + work.num_rows, already=already,
+                       verb="preprocessed"), \
             one_line_errors():
         write_shards(ds, sink)
 
