@@ -125,6 +125,19 @@ def _train_worker_node(workers: list[cluster.LocalNode]) -> cluster.LocalNode | 
     return None
 
 
+def _checkpoint_registered(storage: Path) -> bool:
+    """Ray Train's controller has registered a checkpoint of the run under ``storage``: its
+    checkpoint manager snapshot names one. A worker's report returns before that, and a
+    restart only resumes from a registered checkpoint (else it starts afresh, attempt 0)."""
+    for snapshot in storage.rglob("checkpoint_manager_snapshot.json"):
+        try:
+            if json.loads(snapshot.read_text()).get("latest_checkpoint_result"):
+                return True
+        except (OSError, ValueError):       # being written
+            continue
+    return False
+
+
 def test_visual_training_survives_a_node_death(nodes, tmp_path):
     """Two Ray Train workers hold at epoch 1 (tests/support/train_hooks.py HoldAt); the node of
     one is killed, a new node joins (as an autoscaler would: the restarted group needs its two
@@ -148,9 +161,10 @@ def test_visual_training_survives_a_node_death(nodes, tmp_path):
     def held() -> bool:
         if cluster.job_status(client, job_id) in cluster.TERMINAL:
             raise cluster.JobError(f"training ended before the kill:\n{cluster.job_logs(client, job_id)}")
-        return len(list(gate.glob("held-*"))) == 2
+        return len(list(gate.glob("held-*"))) == 2 and _checkpoint_registered(out / "_ray")
 
-    cluster.wait_until(held, JOB_TIMEOUT_S, "both train workers to hold at epoch 1", poll_s=0.5,
+    cluster.wait_until(held, JOB_TIMEOUT_S, "both train workers to hold at epoch 1, after "
+                       "epoch 0's checkpoint is registered", poll_s=0.5,
                        on_timeout=lambda: cluster.job_logs(client, job_id))
     victim = _train_worker_node(alive)
     assert victim is not None, "no train worker on a worker node"
