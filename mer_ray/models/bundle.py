@@ -279,7 +279,9 @@ class AudioPredictor(_Predictor):
     """Loads an audio bundle (Keras MLP or skops SVM) once;
     predict((N,D) raw features of the bundle's recipe) -> (N,7) float32. An MLP runs in
     numpy (models/numpy_mlp.py) when it is a plain Dense chain, as every audio MLP trained
-    here is, so the process imports no TensorFlow; any other model goes through Keras.
+    here is, so the process imports no TensorFlow; any other model goes through Keras. An SVM
+    of audio_svm.build_svm's shape runs in numpy too (models/numpy_svm.py: no scikit-learn
+    import), any other through skops.
 
     ``info.feature_column`` names the clips column to feed; ``info.speaker_norm`` says the
     features are z-scored per speaker first, which ``predict`` does given ``speakers`` (and
@@ -291,10 +293,15 @@ class AudioPredictor(_Predictor):
         local_dir = local_bundle_dir(run_dir)
         info = load_bundle_info(local_dir)
         if info.kind == "audio" and info.classifier == "svm":
-            from mer_ray.models.audio_svm import load_svm
+            from mer_ray.models.numpy_svm import load_numpy_svm
 
             self.run_dir, self.info = run_dir, info
-            self.model = load_svm(os.path.join(local_dir, info.model_file))
+            path = os.path.join(local_dir, info.model_file)
+            self.model = load_numpy_svm(path)
+            if self.model is None:
+                from mer_ray.models.audio_svm import load_svm
+
+                self.model = load_svm(path)
             self.input_shape = (int(self.model.n_features_in_),)
             return
         if info.kind == "audio" and info.model_file.endswith(".keras"):
