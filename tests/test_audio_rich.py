@@ -49,6 +49,26 @@ def test_speech_vector(speech_features: np.ndarray, speech: np.ndarray) -> None:
     assert _get(v, "p10:log_rms") <= _get(v, "p50:log_rms") <= _get(v, "p90:log_rms")
 
 
+def test_trim_is_librosas_trim(speech: np.ndarray) -> None:
+    """trim_silence writes out librosa.effects.trim (without importing scikit-learn)."""
+    import librosa
+
+    rng = np.random.default_rng(0)
+    pad = np.zeros(SR // 2, dtype=np.float32)
+    quiet = (1e-4 * rng.standard_normal(SR)).astype(np.float32)
+    cases = {"speech": speech, "padded": np.concatenate([pad, speech[:SR], pad]),
+             "quiet edges": np.concatenate([quiet, speech[:SR], quiet]),
+             "one click": np.concatenate([pad, [0.5], pad]).astype(np.float32)}
+    for name, y in cases.items():
+        expected, _ = librosa.effects.trim(y, top_db=rich.TRIM_TOP_DB,
+                                           frame_length=rich.FRAME_LENGTH, hop_length=rich.HOP)
+        expected = expected if len(expected) >= rich.HOP else y
+        np.testing.assert_array_equal(rich.trim_silence(y), expected, err_msg=name)
+    assert len(rich.trim_silence(cases["padded"])) < len(cases["padded"]) - SR // 2
+    silent = np.zeros(SR, dtype=np.float32)
+    assert len(rich.trim_silence(silent)) == SR          # nothing loud: the whole clip
+
+
 def test_silence_padding_is_trimmed(speech: np.ndarray, speech_features: np.ndarray) -> None:
     pad = np.zeros(SR, dtype=np.float32)
     padded = rich.rich_features(np.concatenate([pad, speech, pad]), SR)
