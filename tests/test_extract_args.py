@@ -58,7 +58,8 @@ def test_flags_map_to_extract_options_fields():
                                   max_file_mb=2.0, seed=3, faces=False)
     flagged = {f.name for f in extract_fields()}
     # set by score's own flags (--faces, --segments, --hop, --max-faces), not extraction flags
-    not_flags = {"faces", "audio", "decode_threads", "face_mode", "max_faces", "segment_s", "hop_s"}
+    not_flags = {"faces", "audio", "audio_columns", "decode_threads", "face_mode", "max_faces",
+                 "segment_s", "hop_s"}
     assert flagged == {f.name for f in fields(ExtractOptions)} - not_flags
 
 

@@ -84,11 +84,15 @@ class ExtractActor:
         if warm_up_audio and opts.audio:
             import numpy as np
 
-            from mer_ray.media.audio import thesis_features
             from mer_ray.media.constants import SAMPLE_RATE
+            from mer_ray.media.extract import audio_recipes
 
-            thesis_features(np.zeros(SAMPLE_RATE, np.float32))
+            for recipe in audio_recipes(opts):
+                recipe.features(np.zeros(SAMPLE_RATE, np.float32), SAMPLE_RATE)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        items = batch.to_pylist()
+        return self.rows(batch.to_pylist())
+
+    def rows(self, items: list[dict]) -> pa.Table:
+        """``to_rows`` of input rows given as dicts."""
         return self.to_rows(items, [extract_item(self.extractor, item) for item in items])

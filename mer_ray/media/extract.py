@@ -67,7 +67,10 @@ def _empty_clip() -> dict:
 
 
 def audio_recipes(opts: ExtractOptions) -> list[AudioRecipe]:
-    """The recipes whose vectors a clip gets: every one, the rich one only with ``rich_audio``."""
+    """The recipes whose vectors a clip gets: those of ``audio_columns`` if given, else every
+    one, the rich one only with ``rich_audio``."""
+    if opts.audio_columns is not None:
+        return [r for r in AUDIO_RECIPES.values() if r.column in opts.audio_columns]
     return [r for r in AUDIO_RECIPES.values() if opts.rich_audio or r.column != RICH_COLUMN]
 
 

@@ -52,6 +52,8 @@ class ExtractOptions:
     hop_s: float | None = None          # start-to-start seconds of windows; None: segment_s
     faces: bool = True                  # keyframes' face crops (score: only with a visual model)
     audio: bool = True                  # the audio track's features (score: only with an audio model)
+    audio_columns: tuple[str, ...] | None = None  # only these recipes' vectors (score: its
+                                        # model's); None: every recipe rich_audio allows
     decode_threads: int | None = None   # FFmpeg decoder threads; 1 in Ray workers
 
     def __post_init__(self) -> None:

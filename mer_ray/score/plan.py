@@ -61,10 +61,11 @@ def check_audio_bundle(info: BundleInfo, run_dir: str, speaker_norm: bool = Fals
 
 def run_extract_options(base: ExtractOptions, faces: bool, audio_column: str | None) -> ExtractOptions:
     """``base`` for scoring: no augmented copies, faces only for a visual model, audio only for
-    an audio model (``audio_column`` None: none), the rich vector only when that model reads it."""
+    an audio model (``audio_column`` None: none), and only the vector that model reads."""
     return dataclasses.replace(base, audio_aug_copies=0, faces=faces,
                                audio=audio_column is not None,
-                               rich_audio=audio_column == RICH_COLUMN)
+                               rich_audio=audio_column == RICH_COLUMN,
+                               audio_columns=None if audio_column is None else (audio_column,))
 
 
 def resolve_models(cfg: ScoreConfig, speakers: list[str | None]) -> ScoreConfig:
