@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,8 @@ from typing import Any
 import pandas as pd
 
 DEFAULT = "default"
-LOCAL_BELOW = 8
-"""score_videos scores up to this many inputs in this process (no Ray start-up)."""
+LOCAL_BELOW = 64
+"""score_videos scores up to this many inputs without Ray (ScoreConfig.in_process_max)."""
 
 __all__ = ["score_videos", "load_scores", "load_timeline", "load_segments", "load_model"]
 
@@ -81,9 +80,10 @@ def score_videos(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
 
     ``paths_or_dir``: a list of files, or one folder (recursive), glob, file, CSV manifest or
     URI. ``visual`` / ``audio``: ``"default"`` (the bundled model), ``"none"`` / None (that
-    path off) or a run directory. Up to ``local_below`` inputs are scored in this process,
-    without Ray; more run the Ray job (embedded local Ray unless ``address``; Ray stays up
-    afterwards). ``out``: also keep the output there (resumable, as ``mer-ray score --out``;
+    path off) or a run directory. Up to ``local_below`` inputs left to score are scored
+    without Ray (extraction processes and the models in this process, score/in_process.py),
+    unless ``address`` names a cluster; more run the Ray job (embedded local Ray unless
+    ``address``; Ray stays up afterwards). ``out``: also keep the output there (resumable, as ``mer-ray score --out``;
     rows already there are not scored again); None keeps nothing on disk (a temporary folder
     on this machine: on a multi-node cluster give ``out`` a shared path or URI).
     ``timeline=True`` returns ``(scores, timeline)``, the timeline one row per keyframe.
@@ -94,6 +94,7 @@ def score_videos(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
     >>> df[["path", "emotion", "confidence", "p_happy"]].head()         # doctest: +SKIP
     """
     from mer_ray.config import RayConfig, ScoreConfig
+    from mer_ray.score.job import run_score
 
     vis, aud = _model_value(visual), _model_value(audio)
     if vis is None and aud is None:
@@ -105,31 +106,18 @@ def score_videos(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
 
         empty = SCORES_SCHEMA.empty_table().to_pandas()
         return (empty, TIMELINE_SCHEMA.empty_table().to_pandas()) if timeline else empty
-    base = dict(visual=vis, audio=aud, corpus=corpus, w_visual=float(weights[0]),
-                w_audio=float(weights[1]), timeline=timeline, allow_empty=True,
-                ray=RayConfig(address=address, num_cpus=num_cpus))
     with tempfile.TemporaryDirectory(prefix="mer_ray_api_") as tmp:
         if isinstance(paths_or_dir, (str, os.PathLike)):
             source = os.fspath(paths_or_dir)
         else:
             source = _manifest_for(items, tmp)
         target = os.fspath(out) if out is not None else os.path.join(tmp, "scores")
-        cfg = ScoreConfig(source=source, out=target, **base)
-        if len(items) <= local_below:
-            tables = _score_here(cfg, items, keep=out is not None)
-        else:
-            from mer_ray.score.job import run_score
-
-            run_score(cfg)
-            tables = None
-        if tables is None:
-            scores = load_scores(target)
-            lines = load_timeline(target) if timeline else None
-        else:
-            scores = tables["scores"].to_pandas()
-            lines = tables["timeline"].to_pandas() if timeline else None
-    scores = _only(scores, given)
-    return (scores, _only(lines, given)) if timeline else scores
+        run_score(ScoreConfig(source=source, out=target, visual=vis, audio=aud, corpus=corpus,
+                              w_visual=float(weights[0]), w_audio=float(weights[1]),
+                              timeline=timeline, allow_empty=True, in_process_max=local_below,
+                              ray=RayConfig(address=address, num_cpus=num_cpus)))
+        scores = _only(load_scores(target), given)
+        return (scores, _only(load_timeline(target), given)) if timeline else scores
 
 
 def _only(df: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
@@ -137,38 +125,6 @@ def _only(df: pd.DataFrame, paths: list[str]) -> pd.DataFrame:
     order = {p: i for i, p in enumerate(paths)}
     df = df[df["path"].isin(order)]
     return df.iloc[df["path"].map(order).argsort(kind="stable")].reset_index(drop=True)
-
-
-def _score_here(cfg, items: list, keep: bool) -> dict | None:
-    """Score ``items`` in this process (score/local.py). With ``keep``, commit them to
-    ``cfg.out`` as the job would (holding the output's lock, skipping inputs already there)
-    and return None: the caller reads the folder back."""
-    from mer_ray.data.bookkeeping import input_rows
-    from mer_ray.data.out_lock import OutLock
-    from mer_ray.data.shards import shard_id_for
-    from mer_ray.data.sources import table_of
-    from mer_ray.score.job import begin_run
-    from mer_ray.score.local import score_locally
-    from mer_ray.score.plan import item_speakers, resolve_models, resolve_plan
-    from mer_ray.score.summary import summarize_scores
-
-    started = time.time()
-    cfg = resolve_models(cfg, item_speakers(items))
-    if not keep:
-        return score_locally(cfg, [it.to_row() for it in items])
-    plan = resolve_plan(cfg)
-    with OutLock(cfg.out):
-        listed = table_of(items)
-        store, stock, _ = begin_run(cfg, plan, listed)
-        todo = input_rows(stock.todo).to_pylist()
-        if todo:
-            tables = score_locally(cfg, todo)
-            if not cfg.timeline:
-                tables.pop("timeline", None)
-            store.write_shard(shard_id_for(r["path"] for r in todo), tables)
-        summarize_scores(store, cfg, listed=len(items), scored=len(todo),
-                         seconds=time.time() - started, listed_paths=listed.column("path"))
-    return None
 
 
 def _read(scores_dir: str | os.PathLike, name: str, columns: list[str] | None) -> pd.DataFrame:

@@ -100,6 +100,10 @@ class ScoreConfig(ConfigMixin):
     visual_batch_videos: int = 8      # videos per visual actor call (Ray Data batch_size)
     audio_batch_videos: int = 64      # videos per audio actor call (Ray Data batch_size)
     videos_per_shard: int = 64        # output rows per Parquet shard (and per resume unit)
+    in_process_max: int = 64          # at most this many inputs left, and Ray would start here
+                                      # for this run alone: score them without Ray
+                                      # (score.in_process). 64, one default shard: up to there
+                                      # Ray's start-up is most of a run on a few cores
     extract: ExtractOptions = field(default_factory=ExtractOptions)  # augmentation and paths
                                       # without a model are switched off for the run (score.plan)
     allow_empty: bool = False         # no inputs listed: an empty output instead of an error

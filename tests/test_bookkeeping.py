@@ -2,6 +2,7 @@
 todo the per-item set logic gave; the dry runs count, plan and leave everything as it was."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -131,9 +132,12 @@ def test_dry_run_score_counts_and_plans(tmp_path, archive):
     from mer_ray.score.dry_run import dry_run_score, format_score_dry_run
 
     cfg = ScoreConfig(source=str(archive), out=str(tmp_path / "scores"), visual="default",
-                      audio="default", ray=RayConfig(num_cpus=3))
+                      audio="default", ray=RayConfig(num_cpus=3), in_process_max=0)
     report = dry_run_score(cfg)
     n = len(list_inputs(str(archive)))
+    small = format_score_dry_run(dry_run_score(dataclasses.replace(cfg, in_process_max=n)))
+    assert f"plan: without Ray ({n} inputs, at most --in-process-max {n}): 3 extraction " \
+           "processes" in small
     assert (report["inputs"], report["done"], report["to_do"]) == (n, 0, n)
     assert report["cpus"] == 3 and set(report["models"]) == {"visual", "audio"}
     line = format_score_dry_run(report)
@@ -193,6 +197,9 @@ def test_score_dry_run_cli_starts_no_ray(tmp_path, archive, monkeypatch, capsys)
     n = len(list_inputs(str(archive)))
     assert main(["score", str(archive), "--out", str(out), "--dry-run"]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith(f"{n} inputs: 0 done, {n} to score") and "visual actor" in line
+    assert line.startswith(f"{n} inputs: 0 done, {n} to score; plan: without Ray")
     assert line.endswith("nothing was run (--dry-run)")
+    assert main(["score", str(archive), "--out", str(out), "--dry-run", "--in-process-max",
+                 str(n - 1)]) == 0
+    assert "visual actor" in capsys.readouterr().out
     assert not starts and not out.exists()

@@ -36,9 +36,10 @@ EXPECTED = {
 
 
 def _cfg(archive, bundles, out, **kw) -> ScoreConfig:
+    """The run these tests check: on Ray (``in_process_max=0``), unless ``kw`` says otherwise."""
     return ScoreConfig(source=str(archive["root"]), out=str(out), visual=bundles["visual"],
                        audio=bundles["audio"], timeline=True, videos_per_shard=4,
-                       ray=RayConfig(num_cpus=2), **kw)
+                       ray=RayConfig(num_cpus=2), **{"in_process_max": 0, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -343,6 +344,7 @@ def test_rich_recipe_audio_model_gets_its_own_vector(mixed_archive, tiny_bundles
     scores = score_locally(cfg, [{"path": path, "video_id": "v"}])[SCORES_DIR].to_pylist()[0]
     ext = ClipExtractor(resolve_plan(cfg).extract).extract(path)
     direct = AudioPredictor(str(run)).predict(np.array([ext.clip["audio_rich_features"]]))[0]
+    assert ext.clip.get("audio_features") is None          # the thesis vector: not computed
     assert scores["fusion_mode"] == "audio_only" and scores["visual_probs"] is None
     np.testing.assert_allclose(scores["audio_probs"], direct, atol=1e-5)
 

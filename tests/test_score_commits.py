@@ -62,7 +62,8 @@ def test_shards_commit_before_the_model_batch_fills(ray_local, shared_data, tiny
     monkeypatch.setattr(job, "extraction_rows", functools.partial(
         gated_rows, out=str(out), first=first, marks=str(marks)))
     cfg = ScoreConfig(source=str(archive), out=str(out), audio=tiny_bundles["audio"],
-                      audio_batch_videos=64, videos_per_shard=2, ray=RayConfig(num_cpus=2))
+                      audio_batch_videos=64, videos_per_shard=2, ray=RayConfig(num_cpus=2),
+                      in_process_max=0)                            # Ray Data's batching
     summary = job.run_score(cfg)
     assert summary["rows"] == 6
     seen = {p.name: int(p.read_text() or 0) for p in marks.iterdir()}
@@ -78,19 +79,21 @@ def full_disk_split(table, timeline=False, segments=False):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("in_process_max", ["64", "0"], ids=["without Ray", "on Ray"])
 def test_full_disk_ends_in_one_line(ray_local, shared_data, tiny_bundles, tmp_path,
-                                    monkeypatch, capfd):
+                                    monkeypatch, capfd, in_process_max):
     import ray.cloudpickle
 
     from mer_ray.cli import main
-    from mer_ray.score import job
+    from mer_ray.score import in_process, job
 
     archive = _wav_archive(shared_data, tmp_path / "archive", 2)
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     monkeypatch.setattr(job, "split_output", full_disk_split)
+    monkeypatch.setattr(in_process, "split_output", full_disk_split)
     out = tmp_path / "scores"
     rc = main(["score", str(archive), "--visual", "none", "--audio", tiny_bundles["audio"],
-               "--out", str(out), "--videos-per-shard", "1"])
+               "--out", str(out), "--videos-per-shard", "1", "--in-process-max", in_process_max])
     err = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
     assert rc == 1
     assert err[-1] == "mer-ray score: error: no space left on device writing OUT/scores"

@@ -76,6 +76,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos-per-shard", type=int, default=64,
                    help="output rows per Parquet shard, also the unit a re-run resumes from "
                         "(default: %(default)s)")
+    p.add_argument("--in-process-max", type=int, default=ScoreConfig.in_process_max, metavar="N",
+                   help="with no cluster address and no GPU asked for, archives with at most N "
+                        "inputs left are scored without starting Ray: the same stages, with "
+                        "extraction processes and the models in this process (default: "
+                        "%(default)s; 0: always Ray)")
     add_allow_empty(p, "ARCHIVE")
     add_dry_run(p, "score")
     add_extract_arguments(p, only=SCORE_EXTRACT_FLAGS)
@@ -96,6 +101,7 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
         audio_workers=args.audio_workers, model_cpus=args.model_cpus,
         extract_workers=args.extract_workers, visual_batch_videos=args.visual_batch,
         audio_batch_videos=args.audio_batch, videos_per_shard=args.videos_per_shard,
+        in_process_max=args.in_process_max,
         extract=extract_options_from_args(
             args, face_mode=args.faces, segment_s=args.segments, hop_s=args.hop,
             max_faces=MAX_FACES if args.max_faces is None else args.max_faces),
@@ -127,6 +133,8 @@ def format_summary(summary: dict) -> str:
     modes = ", ".join(f"{k} {v}" for k, v in summary["fusion_mode"].items())
     run = summary["this_run"]
     speed = f"{run['videos_per_s']} videos/s" if run["videos_per_s"] else "-"
+    if run["scored"] and run.get("on_ray") is False:
+        speed += ", without Ray"
     norm = summary.get("speaker_norm")
     norm_line = "" if norm is None else (
         f"speaker-normalised audio: {norm['clips']} clips of {norm['speakers']} speakers "
@@ -155,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
     checks.out_folder(args.out)
     checks.fusion_weights(args.fusion_weights)
     check_segment_flags(args)
+    if args.in_process_max < 0:
+        raise checks.UsageError(f"--in-process-max must be 0 or more, got {args.in_process_max}")
     try:
         visual, audio = resolve_pair(args.visual, args.audio)
     except ValueError as err:

@@ -2,7 +2,8 @@
 
 Lists the inputs, checks them against the committed scores shards (read only), resolves the
 models (bundle.json files, the default voice model's choice) and the actor plan, and says how
-many inputs are left. Starts no Ray, takes no lock, creates and changes nothing.
+many inputs are left and whether they would be scored without Ray. Starts no Ray, takes no
+lock, creates and changes nothing.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mer_ray.config import ScoreConfig
 from mer_ray.data.bookkeeping import (block_count, format_dry_run, planned_cpus, speakers, stock_counts,
                                       take_stock)
 from mer_ray.data.sources import list_inputs_table
+from mer_ray.score.in_process import describe_in_process, runs_in_process
 from mer_ray.score.plan import GIB, Workers, plan_workers, resolve_models, resolve_plan
 from mer_ray.score.schema import scores_store
 
@@ -34,7 +36,10 @@ def dry_run_score(cfg: ScoreConfig) -> dict:
     cpus, note = planned_cpus(cfg.ray)
     workers = plan_workers(cfg, cpus)
     counts = {k: v for k, v in stock_counts(stock).items() if k != "dropped"}
-    return {**counts, "plan": describe_plan(cfg, workers, stock.todo.num_rows), "plan_note": note,
+    todo = stock.todo.num_rows
+    plan_text = (describe_in_process(cfg, todo) if runs_in_process(cfg, todo)
+                 else describe_plan(cfg, workers, todo))
+    return {**counts, "plan": plan_text, "plan_note": note,
             "cpus": cpus, "workers": dataclasses.asdict(workers), "models": plan.model_ids}
 
 

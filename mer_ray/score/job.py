@@ -36,6 +36,7 @@ from mer_ray.data.bookkeeping import Stock
 from mer_ray.data.shards import ShardStore
 from mer_ray.data.sources import ITEM_COLUMNS
 from mer_ray.score.fusion import FusionWeights
+from mer_ray.score.in_process import runs_in_process
 from mer_ray.score.plan import ScorePlan, plan_workers, resolve_models, resolve_plan
 from mer_ray.score.rows import FUSED_SCHEMA, extraction_rows, fuse_rows, split_output
 from mer_ray.score.schema import RUN_FILE, SCORES_DIR, scores_store
@@ -219,10 +220,15 @@ def _score_locked(cfg: ScoreConfig, plan: ScorePlan, listed: pa.Table, started: 
     log.info("%d inputs: %d already scored, %d to score", listed.num_rows, stock.done,
              stock.todo.num_rows)
     whole, chunk_items = _chunk_work(cfg, plan, stock.todo)
+    already = stock.committed
+    if runs_in_process(cfg, whole.num_rows):
+        left = _score_here(cfg, plan, store, whole, already)
+        already, whole = already + whole.num_rows - left.num_rows, left
     if whole.num_rows:
-        _run_pipeline(cfg, plan, store, whole, already=stock.committed)
+        _run_pipeline(cfg, plan, store, whole, already)
     if chunk_items:
         _run_chunk_pipeline(cfg, plan, chunk_items)
+    on_ray = bool(whole.num_rows or chunk_items)
     if plan.segments:
         from mer_ray.score.chunks import finalize_chunks
 
@@ -236,7 +242,26 @@ def _score_locked(cfg: ScoreConfig, plan: ScorePlan, listed: pa.Table, started: 
         store.write_json(RUN_FILE, {**run, "speaker_norm": speaker_norm})
     return summarize_scores(store, cfg, listed=listed.num_rows, scored=stock.todo.num_rows,
                             seconds=time.time() - started, speaker_norm=speaker_norm,
-                            listed_paths=listed.column("path"))
+                            listed_paths=listed.column("path"), on_ray=on_ray)
+
+
+def _score_here(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo: pa.Table,
+                already: int) -> pa.Table:
+    """``todo`` scored in this process (score.in_process); returns the rows left for Ray:
+    none, or those not committed when an extraction process died."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from mer_ray.data.bookkeeping import take_stock
+    from mer_ray.score import in_process
+
+    try:
+        in_process.score_in_process(cfg, plan, store, todo, already)
+        return todo.slice(0, 0)
+    except BrokenProcessPool as err:
+        left = take_stock(todo, store).todo
+        log.warning("an extraction process died (%s); scoring the %d inputs left on Ray",
+                    err, left.num_rows)
+        return left
 
 
 def _chunk_work(cfg: ScoreConfig, plan: ScorePlan, todo: pa.Table) -> tuple[pa.Table, list[dict]]:

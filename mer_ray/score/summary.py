@@ -28,12 +28,13 @@ def _counts(values: pa.ChunkedArray) -> dict[str, int]:
 
 def summarize_scores(store: ShardStore, cfg: ScoreConfig, listed: int, scored: int,
                      seconds: float, speaker_norm: dict | None = None,
-                     listed_paths: pa.Array | pa.ChunkedArray | set[str] | None = None
-                     ) -> dict:
+                     listed_paths: pa.Array | pa.ChunkedArray | set[str] | None = None,
+                     on_ray: bool | None = None) -> dict:
     """Counts and timings over everything committed so far; written to OUT/summary.json
     (with the finalize pass's ``speaker_norm`` report when there was one). With
     ``listed_paths`` (this run's inputs) it also counts committed rows whose input is no
-    longer listed (deleted or moved since): kept, not deleted, but said."""
+    longer listed (deleted or moved since): kept, not deleted, but said. ``on_ray``: whether
+    this run's inputs went through Ray (False: scored in this process, score.in_process)."""
     cols = store.read(SCORES_DIR, columns=["path", "status", "fusion_mode", "emotion",
                                            *TIMINGS])
     emotion = cols.column("emotion")
@@ -45,7 +46,8 @@ def summarize_scores(store: ShardStore, cfg: ScoreConfig, listed: int, scored: i
         "fusion_mode": _counts(cols.column("fusion_mode")),
         "emotion": _counts(emotion.filter(pc.not_equal(emotion, ""))),
         "this_run": {"scored": scored, "seconds": round(seconds, 2),
-                     "videos_per_s": round(scored / seconds, 3) if scored and seconds > 0 else None},
+                     "videos_per_s": round(scored / seconds, 3) if scored and seconds > 0 else None,
+                     "on_ray": on_ray},
         "mean_seconds_per_video": {k: _mean(cols.column(k)) for k in TIMINGS},
         "thesis_table_4_7": THESIS_TABLE_4_7,
     }
