@@ -5,13 +5,16 @@ not grow with the number of videos.
 Baseline (thesis Alg. 3.4 / 3.7 / 3.9, one process, one video at a time): cv2 ``read()`` of every
 frame, Haar on the full frame of every 10th, crop + resize, ``model.predict`` on the video's
 faces, mean; MoviePy writes the audio to a wav, ``librosa.load`` reads it, 162 features,
-``model.predict``; fused with 0.5 / 0.5, argmax. Models are loaded once, before timing.
-mer_ray: the score job on embedded local Ray (Ray start-up and model loads included).
+``model.predict`` (an SVM audio bundle: its recipe's vector, scikit-learn's predict_proba); fused
+with 0.5 / 0.5, argmax. Models are loaded once, before timing.
+mer_ray: ``run_score`` as the CLI calls it (start-up and model loads included): embedded local
+Ray, or without Ray for an archive of at most --in-process-max inputs (score/in_process.py).
 Memory: RSS (and PSS, which counts shared pages once) summed over this process and every
 process it started (the Ray head, raylet, workers, actors), sampled every 0.5 s.
 
     python benchmarks/score.py [--clips 42] [--seconds 2] [--size 640x480] [--baseline 50]
-                               [--small 50] [--large 500] [--backbone efficientnetb0] [--no-write]
+                               [--small 50] [--large 500] [--backbone efficientnetb0]
+                               [--visual RUN] [--audio RUN] [--no-write]
 """
 from __future__ import annotations
 
@@ -184,7 +187,7 @@ class MemorySampler:
 def baseline_video(path: Path, detector, visual_model, audio_model) -> dict:
     """Alg. 3.9 for one video, thesis style; per-path seconds and the fused probabilities."""
     from benchmarks.common import thesis_style_faces
-    from mer_ray.media.audio import thesis_features, thesis_style_audio
+    from mer_ray.media.audio import thesis_style_audio
 
     t0 = time.perf_counter()
     faces = thesis_style_faces(path, detector)
@@ -192,8 +195,7 @@ def baseline_video(path: Path, detector, visual_model, audio_model) -> dict:
         if faces else None
     t1 = time.perf_counter()
     y, sr = thesis_style_audio(str(path))
-    features = thesis_features(y, sr)
-    audio = audio_model.predict(features[None].astype(np.float32), verbose=0)[0]
+    audio = audio_model(y, sr)
     t2 = time.perf_counter()
     fused = 0.5 * visual + 0.5 * audio if visual is not None else audio
     label = int(np.argmax(fused))
@@ -202,21 +204,39 @@ def baseline_video(path: Path, detector, visual_model, audio_model) -> dict:
             "faces": len(faces)}
 
 
+def load_audio_model(audio_dir: str):
+    """``(samples, rate) -> probabilities`` of the audio bundle as the thesis ran its model:
+    a Keras MLP on the 162 thesis features, or an SVM bundle (the bundled voice model) on its
+    recipe's vector through scikit-learn."""
+    import keras
+
+    from mer_ray.media.audio import thesis_features
+    from mer_ray.media.audio_recipes import audio_recipe
+
+    info = json.loads(Path(audio_dir, "bundle.json").read_text())
+    if info.get("classifier") == "svm":
+        from mer_ray.models.audio_svm import load_svm, predict_proba
+
+        svm, recipe = load_svm(f"{audio_dir}/{info['model_file']}"), audio_recipe(info["recipe"])
+        return lambda y, sr: predict_proba(svm, recipe.features(y, sr)[None])[0]
+    mlp = keras.saving.load_model(f"{audio_dir}/model.keras", compile=False)
+    return lambda y, sr: mlp.predict(thesis_features(y, sr)[None].astype(np.float32), verbose=0)[0]
+
+
 def run_baseline(paths: list[Path], visual_dir: str, audio_dir: str) -> dict:
     """The sequential loop over ``paths``; models load once before the timed part."""
     import keras
 
     import mer_ray.models.visual  # noqa: F401  (registers the preprocessing layer)
-    from mer_ray.media.audio import thesis_features
     from mer_ray.media.faces import FaceDetector
 
     load = os.getloadavg()[0]
     with MemorySampler() as mem:
         t_load = time.perf_counter()
         visual = keras.saving.load_model(f"{visual_dir}/model.keras", compile=False)
-        audio = keras.saving.load_model(f"{audio_dir}/model.keras", compile=False)
+        audio = load_audio_model(audio_dir)
         detector = FaceDetector(detect_width=None)
-        thesis_features(np.zeros(22050, np.float32))            # librosa warm-up
+        audio(np.zeros(22050, np.float32), 22050)                # librosa warm-up
         baseline_video(paths[0], detector, visual, audio)        # predict warm-up, not timed
         t_load = time.perf_counter() - t_load
         t0 = time.perf_counter()
@@ -302,6 +322,18 @@ def _breakdown(job: dict) -> str:
                      for k, v in parts if v > 50 * 2**20)
 
 
+def _memory_ratio(small_job: dict, big_job: dict, n_small: int, n_big: int) -> str:
+    """Peak memory of the large run against the small one: a ratio when both ran on Ray (the
+    memory that must not grow with the archive), both figures when the small one did not."""
+    if small_job["summary"]["this_run"].get("on_ray") is False:
+        return (f"**Peak PSS {gib(small_job['peak_pss'])} GiB without Ray ({n_small} videos: the "
+                f"driver and its extraction processes), {gib(big_job['peak_pss'])} GiB on Ray "
+                f"({n_big}).** ")
+    return (f"**Peak memory, {n_big} vs {n_small} videos: PSS x"
+            f"{big_job['peak_pss'] / small_job['peak_pss']:.2f}, RSS x"
+            f"{big_job['peak_rss'] / small_job['peak_rss']:.2f}.** ")
+
+
 def report(cfg: BenchConfig, base: dict, small_job: dict, big_job: dict, agree: dict) -> str:
     n = len(base["rows"])
     b_rate = n / base["seconds"]
@@ -311,14 +343,25 @@ def report(cfg: BenchConfig, base: dict, small_job: dict, big_job: dict, agree: 
     n_small, n_big = small_job["summary"]["rows"], big_job["summary"]["rows"]
     loads = [base["loadavg"], small_job["loadavg"], big_job["loadavg"]]
     load_text = ", ".join(f"{a:.1f}->{b:.1f}" for a, b in loads)
+    title = {(True, True): "## Score with the bundled models", (True, False):
+             "## Score with the bundled face model"}.get((bool(cfg.visual), bool(cfg.audio)), "## Score")
+    given = (f"--visual {cfg.visual}" if cfg.visual else f"--backbone {cfg.backbone}") + (
+        f" --audio {cfg.audio}" if cfg.audio else "")
+    models = ("as given" if cfg.visual and cfg.audio else
+              "face model as given + untrained thesis MLP" if cfg.visual else
+              f"untrained {cfg.backbone} + thesis MLP (same cost as trained)")
+
+    def where(job: dict) -> str:
+        if job["summary"]["this_run"].get("on_ray") is False:
+            return "without Ray: at most --in-process-max inputs"
+        return "local Ray"
+
     return "\n".join([
-        "## Score with the bundled face model" if cfg.visual else "## Score",
+        title,
         "",
         f"`python benchmarks/score.py --clips {cfg.clips} --seconds {cfg.seconds} --size "
         f"{cfg.width}x{cfg.height} --baseline {cfg.baseline} --small {cfg.small} --large {cfg.large} "
-        + (f"--visual {cfg.visual}" if cfg.visual else f"--backbone {cfg.backbone}")
-        + f"` on {machine()}; CPU only (no GPU was lent to this task); models "
-        f"{'as given' if cfg.visual else f'untrained {cfg.backbone} + thesis MLP (same cost as trained)'}. "
+        f"{given}` on {machine()}; CPU only (no GPU was lent to this task); models {models}. "
         f"Each run is a fresh Python process; archives are hard links to the generated clips "
         f"(distinct paths, same bytes). 1-min load average at start->end of each run: {load_text} "
         f"(other jobs shared this 2-core machine: treat timings as rough).",
@@ -327,17 +370,16 @@ def report(cfg: BenchConfig, base: dict, small_job: dict, big_job: dict, agree: 
         "| --- | --- | --- | --- | --- | --- |",
         f"| sequential Alg. 3.9 loop (models loaded before timing) | {n} | {base['seconds']:.1f} | "
         f"{b_rate:.2f} | {gib(base['peak_rss'])} | {gib(base['peak_pss'])} |",
-        f"| `mer-ray score` (local Ray; start-up + model loads included) | {n_small} | "
+        f"| `mer-ray score` ({where(small_job)}; start-up + model loads included) | {n_small} | "
         f"{small_job['seconds']:.1f} | {rate['small']:.2f} | {gib(small_job['peak_rss'])} | "
         f"{gib(small_job['peak_pss'])} |",
-        f"| `mer-ray score`, large archive | {n_big} | {big_job['seconds']:.1f} | {rate['large']:.2f} | "
+        f"| `mer-ray score`, large archive ({where(big_job)}) | {n_big} | {big_job['seconds']:.1f} | {rate['large']:.2f} | "
         f"{gib(big_job['peak_rss'])} | {gib(big_job['peak_pss'])} |",
         "",
         f"**Throughput ratio job / loop: {rate['small'] / b_rate:.2f}x on {n_small} videos, "
-        f"{rate['large'] / b_rate:.2f}x on {n_big}** (Ray start-up and four model loads are paid "
-        f"once per run). **Peak memory, {n_big} vs {n_small} videos: PSS x"
-        f"{big_job['peak_pss'] / small_job['peak_pss']:.2f}, RSS x"
-        f"{big_job['peak_rss'] / small_job['peak_rss']:.2f}.** PSS at the large run's peak, GiB: "
+        f"{rate['large'] / b_rate:.2f}x on {n_big}** (start-up and model loads are paid once per "
+        f"run; on Ray: the head, the worker processes and one model load per actor). "
+        + _memory_ratio(small_job, big_job, n_small, n_big) + "PSS at the large run's peak, GiB: "
         f"{_breakdown(big_job)}. Within the large run, peak PSS in its first / middle / last "
         f"third of time: {' / '.join(gib(v) for v in big_job['pss_thirds'])} GiB.",
         f"Same fused label as the loop on {agree['same_label']:.0%} of the {n} videos (median max "
