@@ -47,6 +47,13 @@ def test_extraction_processes_follow_the_cpus_and_the_inputs():
     assert extraction_processes(ScoreConfig(source="-", out="-"), 100) == (os.cpu_count() or 1)
 
 
+def test_each_shard_is_predicted_in_model_batches():
+    from mer_ray.score.in_process import _batch_sizes
+
+    assert _batch_sizes(50, 8) == [8] * 6 + [2] and sum(_batch_sizes(50, 8)) == 50
+    assert _batch_sizes(16, 8) == [8, 8] and _batch_sizes(3, 8) == [3] and _batch_sizes(0, 8) == []
+
+
 def _rows(out, table: str, key) -> list[dict]:
     rows = scores_store(str(out)).read(table).to_pylist()
     return sorted(({k: v for k, v in r.items() if k not in TIMINGS} for r in rows), key=key)

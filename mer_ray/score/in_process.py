@@ -32,8 +32,8 @@ from mer_ray.data.extraction import ExtractActor
 from mer_ray.data.shards import ShardStore, shard_id_for
 from mer_ray.data.sources import ITEM_COLUMNS
 from mer_ray.score.fusion import FusionWeights
-from mer_ray.score.plan import ScorePlan, check_audio_bundle
 from mer_ray.score.local import predict_rows
+from mer_ray.score.plan import ScorePlan, check_audio_bundle
 from mer_ray.score.rows import extraction_rows, fuse_rows, split_output
 from mer_ray.score.schema import SCORES_DIR
 
@@ -84,14 +84,18 @@ def score_in_process(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo:
         with ProgressLogger(store, SCORES_DIR, total=already + len(items), already=already):
             visual, audio = _predictors(cfg)
             for start in range(0, len(items), shard):
-                n = min(shard, len(items) - start)
                 predicted = [predict_rows(pa.concat_tables([next(rows) for _ in range(k)]),
-                                      visual, audio)
-                             for k in [batch] * (n // batch) + [n % batch] * (n % batch > 0)]
+                                          visual, audio)
+                             for k in _batch_sizes(min(shard, len(items) - start), batch)]
                 fused = fuse_rows(pa.concat_tables(predicted), weights, plan.model_ids,
                                   cfg.timeline)
                 parts = split_output(fused, timeline=cfg.timeline, segments=plan.segments)
                 store.write_shard(shard_id_for(fused.column("path").to_pylist()), parts)
+
+
+def _batch_sizes(n: int, batch: int) -> list[int]:
+    """``n`` videos as model calls of ``batch`` videos, the last one shorter."""
+    return [batch] * (n // batch) + [n % batch] * (n % batch > 0)
 
 
 def _predictors(cfg: ScoreConfig) -> tuple[Any, Any]:
