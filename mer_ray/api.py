@@ -84,8 +84,9 @@ def score_videos(paths_or_dir: str | os.PathLike | Iterable[str | os.PathLike],
     without Ray (extraction processes and the models in this process, score/in_process.py),
     unless ``address`` names a cluster; more run the Ray job (embedded local Ray unless
     ``address``; Ray stays up afterwards). ``out``: also keep the output there (resumable, as
-    ``mer-ray score --out``; rows already there are not scored again); None keeps nothing on disk (a temporary folder
-    on this machine: on a multi-node cluster give ``out`` a shared path or URI).
+    ``mer-ray score --out``; rows already there are not scored again); None keeps nothing on
+    disk (a temporary folder on this machine: on a multi-node cluster give ``out`` a shared path
+    or URI).
     ``timeline=True`` returns ``(scores, timeline)``, the timeline one row per keyframe.
     Rows come in the order of the inputs; ``path`` is each input as given (made absolute).
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 OBJECTS = {"sklearn.pipeline.Pipeline", "sklearn.preprocessing._data.StandardScaler",
-           "sklearn.calibration.CalibratedClassifierCV", "sklearn.calibration._CalibratedClassifier",
+           "sklearn.calibration.CalibratedClassifierCV",
+           "sklearn.calibration._CalibratedClassifier",
            "sklearn.calibration._SigmoidCalibration", "sklearn.svm._classes.SVC"}
 """The classes whose attributes are read; any other object in the file: not this model."""
 
