@@ -6,7 +6,7 @@ video. So when no cluster is named (--address, $RAY_ADDRESS) and no GPU is asked
 most ``--in-process-max`` inputs are left, the run uses the same stages without Ray:
 
     inputs -> ExtractActor in a pool of extraction processes   (forked before a model loads)
-           -> VisualPredictor, AudioPredictor in this process  (loading while the pool works)
+           -> VisualStage, AudioStage in this process          (loading while the pool works)
            -> fuse_rows -> split_output -> ShardStore.write_shard, a shard at a time
 
 Rows, shards (names from their paths), status rows and resume are the job's; only the
@@ -23,7 +23,6 @@ import signal
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any
 
 import pyarrow as pa
 
@@ -32,8 +31,7 @@ from mer_ray.data.extraction import ExtractActor
 from mer_ray.data.shards import ShardStore, shard_id_for
 from mer_ray.data.sources import ITEM_COLUMNS
 from mer_ray.score.fusion import FusionWeights
-from mer_ray.score.local import predict_rows
-from mer_ray.score.plan import ScorePlan, check_audio_bundle
+from mer_ray.score.plan import ScorePlan
 from mer_ray.score.rows import extraction_rows, fuse_rows, split_output
 from mer_ray.score.schema import SCORES_DIR
 
@@ -82,10 +80,9 @@ def score_in_process(cfg: ScoreConfig, plan: ScorePlan, store: ShardStore, todo:
     with _Extraction(plan, to_rows, extraction_processes(cfg, len(items))) as extraction:
         rows = extraction.rows(items, ahead=AHEAD_SHARDS * shard)   # the pool starts here
         with ProgressLogger(store, SCORES_DIR, total=already + len(items), already=already):
-            visual, audio = _predictors(cfg)
+            stages = _model_stages(cfg)
             for start in range(0, len(items), shard):
-                predicted = [predict_rows(pa.concat_tables([next(rows) for _ in range(k)]),
-                                          visual, audio)
+                predicted = [_predict(pa.concat_tables([next(rows) for _ in range(k)]), stages)
                              for k in _batch_sizes(min(shard, len(items) - start), batch)]
                 fused = fuse_rows(pa.concat_tables(predicted), weights, plan.model_ids,
                                   cfg.timeline)
@@ -98,16 +95,18 @@ def _batch_sizes(n: int, batch: int) -> list[int]:
     return [batch] * (n // batch) + [n % batch] * (n % batch > 0)
 
 
-def _predictors(cfg: ScoreConfig) -> tuple[Any, Any]:
-    """The run's predictors, as VisualStage / AudioStage load them."""
-    from mer_ray.models.bundle import AudioPredictor, VisualPredictor
+def _model_stages(cfg: ScoreConfig) -> list:
+    """The run's model stages: the Ray pipeline's own VisualStage / AudioStage, built here."""
+    from mer_ray.score.stages import AudioStage, VisualStage
 
-    visual = VisualPredictor(cfg.visual) if cfg.visual is not None else None
-    audio = None
-    if cfg.audio is not None:
-        audio = AudioPredictor(cfg.audio)
-        check_audio_bundle(audio.info, cfg.audio, speaker_norm=True)
-    return visual, audio
+    return ([VisualStage(cfg.visual)] if cfg.visual is not None else []) + (
+        [AudioStage(cfg.audio)] if cfg.audio is not None else [])
+
+
+def _predict(table: pa.Table, stages: list) -> pa.Table:
+    for stage in stages:
+        table = stage(table)
+    return table
 
 
 # ------------------------------------------------------------------------------ extraction

@@ -38,7 +38,7 @@ def score_locally(cfg: ScoreConfig, rows: list[dict], extractor: Any = None, vis
     weights = FusionWeights(cfg.w_visual, cfg.w_audio)
     fused = []
     if whole or not chunked:
-        table = predict_rows(extraction_rows(whole, [extract_item(extractor, r) for r in whole],
+        table = _predict(extraction_rows(whole, [extract_item(extractor, r) for r in whole],
                                          plan.audio_column, plan.extract), visual, audio)
         fused.append(fuse_rows(table, weights, plan.model_ids, cfg.timeline))
     if chunked:
@@ -62,9 +62,7 @@ def _split(cfg: ScoreConfig, plan, rows: list[dict], chunk_s: float | None
     return split_for_chunks(rows, cfg.extract.segment_s, cfg.extract.hop_s, chunk_s)
 
 
-def predict_rows(table: pa.Table, visual: Any, audio: Any) -> pa.Table:
-    """Extraction rows -> with both models' outputs (None: that model is off), as the
-    VisualStage and AudioStage actors add them."""
+def _predict(table: pa.Table, visual: Any, audio: Any) -> pa.Table:
     if visual is not None:
         table = predict_faces(visual, table)
     if audio is not None:
@@ -85,7 +83,7 @@ def _fused_chunks(cfg: ScoreConfig, plan, chunked: dict[str, list[dict]], extrac
         for item in items:
             table = chunk_extraction_rows([item], [extract_item(extractor, item)],
                                           plan.audio_column, plan.extract)
-            records += chunk_records(predict_rows(table, visual, audio)).to_pylist()
+            records += chunk_records(_predict(table, visual, audio)).to_pylist()
         fused.append(fuse_row(merged_row(records, cfg.extract.face_mode), weights,
                               plan.model_ids, cfg.timeline))
     return to_table(fused, FUSED_SCHEMA)

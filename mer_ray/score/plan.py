@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 
 from mer_ray.config import ScoreConfig
-from mer_ray.media.audio_recipes import AUDIO_RECIPES, RICH_COLUMN, THESIS_COLUMN, recipe_for_column
+from mer_ray.media.audio_recipes import AUDIO_RECIPES, THESIS_COLUMN, recipe_for_column
 from mer_ray.media.options import ExtractOptions
 from mer_ray.models.bundle import BundleInfo, load_bundle_info
 
@@ -64,7 +64,6 @@ def run_extract_options(base: ExtractOptions, faces: bool, audio_column: str | N
     an audio model (``audio_column`` None: none), and only the vector that model reads."""
     return dataclasses.replace(base, audio_aug_copies=0, faces=faces,
                                audio=audio_column is not None,
-                               rich_audio=audio_column == RICH_COLUMN,
                                audio_columns=None if audio_column is None else (audio_column,))
 
 
