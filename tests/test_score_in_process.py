@@ -54,6 +54,23 @@ def test_each_shard_is_predicted_in_model_batches():
     assert _batch_sizes(16, 8) == [8, 8] and _batch_sizes(3, 8) == [3] and _batch_sizes(0, 8) == []
 
 
+def test_processes_are_spawned_once_this_process_runs_ray(monkeypatch):
+    """A forked copy of Ray's core worker crashes the child: fork only while Ray is off."""
+    import sys
+
+    import ray
+
+    from mer_ray.score.in_process import _start_method
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    assert _start_method() == "spawn"
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    assert _start_method() == "fork"
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert _start_method() == "spawn"
+
+
 def _rows(out, table: str, key) -> list[dict]:
     rows = scores_store(str(out)).read(table).to_pylist()
     return sorted(({k: v for k, v in r.items() if k not in TIMINGS} for r in rows), key=key)
@@ -75,15 +92,15 @@ def _differences(a: list[dict], b: list[dict]) -> list:
     return [(x["path"], k) for x, y in zip(a, b) for k in x if not _same(x[k], y.get(k))]
 
 
-VICTIM = {"path": None}
-"""The input _crash_on_victim kills its extraction process on (a module global: the forked
-processes inherit it, and the pool finds the function by its module and name)."""
+VICTIM = "MER_TEST_VICTIM"
+"""The variable naming the input _crash_on_victim kills its extraction process on (forked and
+spawned processes both inherit the environment; the pool finds the function by its name)."""
 
 
 def _crash_on_victim(item: dict):
     import mer_ray.score.in_process as in_process
 
-    if item["path"] == VICTIM["path"]:
+    if item["path"] == os.environ.get(VICTIM):
         os._exit(3)
     return in_process._ACTOR.rows([item])
 
@@ -121,7 +138,7 @@ def test_a_dying_extraction_process_hands_the_rest_to_ray(ray_local, mixed_archi
     import mer_ray.score.in_process as in_process
 
     victim = str(sorted(mixed_archive["good"])[-1].resolve())
-    monkeypatch.setitem(VICTIM, "path", victim)
+    monkeypatch.setenv(VICTIM, victim)
     monkeypatch.setattr(in_process, "_extract", _crash_on_victim)
     cfg = _cfg(mixed_archive, tiny_bundles, tmp_path / "s")
     summary = run_score(cfg)

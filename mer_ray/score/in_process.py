@@ -5,7 +5,7 @@ worker processes and one model load per actor take ~15 s, against ~0.1 s of work
 video. So when no cluster is named (--address, $RAY_ADDRESS) and no GPU is asked for, and at
 most ``--in-process-max`` inputs are left, the run uses the same stages without Ray:
 
-    inputs -> ExtractActor in a pool of extraction processes   (forked before a model loads)
+    inputs -> ExtractActor in a pool of extraction processes   (started before a model loads)
            -> VisualStage, AudioStage in this process          (loading while the pool works)
            -> fuse_rows -> split_output -> ShardStore.write_shard, a shard at a time
 
@@ -135,6 +135,16 @@ def _default_cv2_threads() -> None:
     cv2.setNumThreads(-1)
 
 
+def _start_method() -> str:
+    """"fork" on Linux while this process runs no Ray worker, else "spawn": a forked copy of
+    Ray's core worker crashes the child when Ray objects it inherited are released there (a
+    notebook or test that called ray.init before a small run)."""
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return "spawn"
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
 def _extract(item: dict) -> pa.Table:
     return _ACTOR.rows([item])
 
@@ -152,12 +162,12 @@ class _Extraction:
         global _ACTOR
         import multiprocessing
 
-        fork = sys.platform.startswith("linux")
+        fork = _start_method() == "fork"
         if self.processes == 1 or fork:
             self.actor = ExtractActor(self.plan.extract, self.to_rows, warm_up_audio=True)
         if self.processes > 1:
             _ACTOR = self.actor
-            context = multiprocessing.get_context("fork" if fork else "spawn")
+            context = multiprocessing.get_context(_start_method())
             self.pool = ProcessPoolExecutor(self.processes, context, initializer=_start_process,
                                             initargs=(self.plan.extract, self.to_rows))
         return self
@@ -175,7 +185,7 @@ class _Extraction:
             return (self.actor.rows([item]) for item in items)
         queue: collections.deque[Future] = collections.deque(
             self.pool.submit(_extract, item) for item in items[:ahead])
-        _default_cv2_threads()              # forked: the models here may use every core
+        _default_cv2_threads()              # the models here may use every core
         return self._from_pool(queue, iter(items[ahead:]))
 
     def _from_pool(self, queue: collections.deque, rest: Iterator[dict]) -> Iterator[pa.Table]:
