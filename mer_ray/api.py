@@ -256,7 +256,9 @@ def load_model(run_dir_or_default: str | os.PathLike, kind: str | None = None) -
     ``"audio_speaker_norm"``). Returns the Keras model (custom layers registered first, so
     preprocessing is inside: feed 0..255 RGB faces (N, 200, 200, 3) or raw audio features), or
     for an SVM voice bundle the scikit-learn pipeline (``predict_proba``). ``kind``, when given
-    with a run directory, is checked against the bundle.
+    with a run directory, is checked against the bundle. The bundled face model is scored as
+    the mean of each face and its mirror image (bundle.json ``mirror``); to score as score
+    does, ``mer_ray.models.bundle.mirror_average(model.predict, faces)``.
 
     >>> import mer_ray
     >>> audio = mer_ray.load_model("default", kind="audio")              # doctest: +SKIP

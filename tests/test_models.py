@@ -1,6 +1,8 @@
 """models/: visual model structure, audio MLP (Table 4.4), augmentation, bundles."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -145,6 +147,38 @@ def test_visual_bundle_reloads_and_predicts_the_same(tmp_path):
     again = visual.init_visual_model("tiny", "frozen", str(tmp_path / "model.keras"))
     assert np.allclose(np.asarray(again(faces[:4].astype(np.float32))), probs[:4], atol=1e-5)
     assert not again.get_layer("backbone").trainable
+
+
+def test_a_mirror_bundle_scores_a_face_and_its_mirror_image_alike(tmp_path):
+    """bundle.json "mirror": the mean of the face's and its mirror image's probabilities (so
+    both views score the same); its model_id says so; bundles without the field do not."""
+    import json
+    import shutil
+
+    from mer_ray.models.bundle import write_bundle_info
+    from mer_ray.models.bundled import bundled_dir
+
+    for name, mirror in (("alone", False), ("mirror", True)):     # the bundled face CNN
+        (tmp_path / name).mkdir()
+        shutil.copy(os.path.join(bundled_dir("visual"), "model.keras"), tmp_path / name)
+        write_bundle_info(str(tmp_path / name), BundleInfo(
+            "visual", list(EMOTIONS), "model.keras", "face48grey", None, "compact", "",
+            classifier="cnn", mirror=mirror))
+    assert load_bundle_info(str(tmp_path / "mirror")).model_id.startswith("visual:compact+mirror:")
+    rng = np.random.default_rng(6)
+    ramp = np.linspace(0, 255, 200)[None, None, :, None]            # left dark, right bright
+    faces = np.clip(ramp + rng.normal(0, 40, (6, 200, 200, 3)), 0, 255).astype(np.uint8)
+    mirrored = np.ascontiguousarray(faces[:, :, ::-1])
+    alone = VisualPredictor(str(tmp_path / "alone"))
+    views = alone.predict(faces), alone.predict(mirrored)
+    assert np.abs(views[0] - views[1]).max() > 0.01               # the model tells them apart
+    both = VisualPredictor(str(tmp_path / "mirror"))
+    np.testing.assert_allclose(both.predict(faces), (views[0] + views[1]) / 2, atol=1e-6)
+    np.testing.assert_allclose(both.predict(mirrored), both.predict(faces), atol=1e-6)
+    written = json.loads((tmp_path / "mirror" / "bundle.json").read_text())
+    del written["mirror"]                                         # a bundle from before the field
+    (tmp_path / "mirror" / "bundle.json").write_text(json.dumps(written))
+    assert load_bundle_info(str(tmp_path / "mirror")).mirror is False
 
 
 def test_a_row_gets_the_same_probabilities_whatever_batch_it_is_padded_in(tmp_path):

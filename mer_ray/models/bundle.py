@@ -44,9 +44,10 @@ class BundleInfo:
     model_id: str                # "<kind>:<backbone or recipe>:<first 12 hex of sha256(model)>"
     classifier: str = "mlp"      # audio: "mlp" (Keras) | "svm" (skops); visual: "mlp" (head)
     speaker_norm: bool = False   # audio: features z-scored per speaker before the model
+    mirror: bool = False         # visual: each face's probabilities averaged with its mirror's
 
 
-BUNDLE_DEFAULTS = {"classifier": "mlp", "speaker_norm": False}
+BUNDLE_DEFAULTS = {"classifier": "mlp", "speaker_norm": False, "mirror": False}
 """Fields added after the first bundles were written (older bundle.json files lack them)."""
 
 
@@ -113,8 +114,8 @@ def write_bundle_info(run_dir: str, info: BundleInfo) -> BundleInfo:
     """Write bundle.json for a model file already in run_dir (model_id from its hash)."""
     check_model_file_name(info.model_file, run_dir)
     model_path = Path(run_dir) / info.model_file
-    name = info.backbone if info.kind == "visual" else info.recipe
-    info.model_id = make_model_id(info.kind, name or info.kind, model_path)
+    name = (info.backbone if info.kind == "visual" else info.recipe) or info.kind
+    info.model_id = make_model_id(info.kind, name + "+mirror" * info.mirror, model_path)
     (Path(run_dir) / BUNDLE_FILE).write_text(json.dumps(asdict(info), indent=2) + "\n")
     return info
 
@@ -270,9 +271,18 @@ class VisualPredictor(_Predictor):
             return np.zeros((0, NUM_CLASSES), np.float32)
         if faces.shape[1:] != (FACE_SIZE, FACE_SIZE, 3):
             raise ValueError(f"faces must be (N,{FACE_SIZE},{FACE_SIZE},3), got {faces.shape}")
-        if self.engine == "opencv":
-            return self.model.predict(faces)
-        return self._predict(faces.astype(np.float32, copy=False))
+        run = self.model.predict if self.engine == "opencv" else (
+            lambda x: self._predict(x.astype(np.float32, copy=False)))
+        return mirror_average(run, faces) if self.info.mirror else run(faces)
+
+
+def mirror_average(predict, faces: np.ndarray) -> np.ndarray:
+    """Mean of ``predict`` on the faces and on their left-right mirror images, in one call: a
+    model trained with random flips sees both as the same face, and averaging the two halves
+    the noise of one view (the bundled face model's card gives the gain)."""
+    mirrored = np.ascontiguousarray(faces[:, :, ::-1])
+    probs = np.asarray(predict(np.concatenate([faces, mirrored])))
+    return ((probs[:len(faces)] + probs[len(faces):]) / 2).astype(np.float32)
 
 
 class AudioPredictor(_Predictor):

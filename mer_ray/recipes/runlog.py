@@ -6,12 +6,14 @@ from pathlib import Path
 
 
 class RunLog:
-    """Prints a line and appends it, time-stamped, to a run_log.txt."""
+    """Prints a line and appends it, time-stamped, to a run_log.txt (emptied first unless
+    ``append``: a new training starts a new log, a later step adds to it)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, append: bool = False):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.path.write_text("")
+        if not append or not path.exists():
+            self.path.write_text("")
 
     def __call__(self, line: str) -> None:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")

@@ -76,7 +76,7 @@ def train_visual(data_dir: str, run_dir: str, recipe: FerRecipe = FerRecipe(),
     import keras
 
     from mer_ray.data.image_folders import read_image_folder
-    from mer_ray.models.bundle import BundleInfo, save_bundle
+    from mer_ray.models.bundle import save_bundle
     from mer_ray.models.face_cnn import augmenter, build_compact_model, build_core
 
     keras.utils.set_random_seed(recipe.seed)
@@ -106,27 +106,66 @@ def train_visual(data_dir: str, run_dir: str, recipe: FerRecipe = FerRecipe(),
                           callbacks=[_EpochLog(log, recipe.epochs)], shuffle=True)
     model = build_compact_model(core)
     metrics = evaluate_bundle_faces(model, val.images, val.labels, log)
-    info = BundleInfo(kind="visual", classes=list(EMOTIONS), model_file="model.keras",
-                      recipe="face48grey", feature_column=None, backbone="compact", model_id="",
-                      classifier="cnn")
-    save_bundle(run_dir, model, info)
+    save_bundle(run_dir, model, bundle_info())
     _write_run_files(Path(run_dir), recipe, history.history, metrics, len(train.labels))
     log(f"visual bundle written to {run_dir} in {time.perf_counter() - t0:.0f} s")
     return metrics
 
 
+def bundle_info():
+    """bundle.json of the bundled face model: the compact CNN, each face averaged with its
+    mirror image (trained with random flips, it should see both alike)."""
+    from mer_ray.models.bundle import BundleInfo
+
+    return BundleInfo(kind="visual", classes=list(EMOTIONS), model_file="model.keras",
+                      recipe="face48grey", feature_column=None, backbone="compact", model_id="",
+                      classifier="cnn", mirror=True)
+
+
+FRAMINGS = ("fer_framing", "haar_framing")
+
+
 def evaluate_bundle_faces(model, images: np.ndarray, labels: np.ndarray,
                           log: Callable[[str], None] = print) -> dict:
-    """Metrics of the full 200-px model on FER-framed and Haar-framed crops of ``images``."""
+    """Metrics of the full 200-px model on FER-framed and Haar-framed crops of ``images``, as
+    score runs it (each face averaged with its mirror), plus the accuracy of the face alone."""
+    from mer_ray.models.bundle import mirror_average
     from mer_ray.report.metrics import classification_metrics
 
-    out = {}
-    for name, faces in (("fer_framing", images), ("haar_framing", haar_framed(images))):
-        probs = np.asarray(model.predict(to_face_crops(faces), batch_size=256, verbose=0))
-        out[name] = classification_metrics(labels, probs.argmax(1))
+    out: dict = {"mirror": True, "face_alone": {}}
+    for name, faces in zip(FRAMINGS, (images, haar_framed(images))):
+        crops = to_face_crops(faces)
+        alone = np.asarray(model.predict(crops, batch_size=256, verbose=0))
+        both = mirror_average(lambda x: model.predict(x, batch_size=256, verbose=0), crops)
+        out[name] = classification_metrics(labels, both.argmax(1))
+        alone_metrics = classification_metrics(labels, alone.argmax(1))
+        out["face_alone"][name] = {"accuracy": alone_metrics["accuracy"],
+                                   "macro_f1": alone_metrics["macro"]["f1"]}
         log(f"validation ({name.replace('_', ' ')}): accuracy {out[name]['accuracy']:.4f}, "
-            f"macro F1 {out[name]['macro']['f1']:.4f}")
+            f"macro F1 {out[name]['macro']['f1']:.4f} (face alone, without its mirror: "
+            f"{alone_metrics['accuracy']:.4f})")
     return out
+
+
+def reevaluate_visual(data_dir: str, run_dir: str, log: Callable[[str], None] = print) -> dict:
+    """Evaluate the face model already in ``run_dir`` again, as ``train_visual`` does after
+    training, and rewrite its bundle.json, metrics.json and confusion matrices (the model
+    file and its training history stay); returns the new metrics."""
+    from mer_ray.data.image_folders import read_image_folder
+    import keras
+
+    import mer_ray.models.layers  # noqa: F401  (registers FacePreprocess)
+    from mer_ray.models.bundle import load_bundle_info, write_bundle_info
+
+    old = load_bundle_info(run_dir)
+    val = read_image_folder(str(Path(data_dir) / "fer2013" / "validation"))
+    model = keras.saving.load_model(str(Path(run_dir) / old.model_file), compile=False)
+    metrics = evaluate_bundle_faces(model, val.images, val.labels, log)
+    info = write_bundle_info(run_dir, bundle_info())
+    n_train = json.loads((Path(run_dir) / "metrics.json").read_text())["train_images"]
+    _write_metrics(Path(run_dir), metrics, n_train)
+    log(f"{run_dir} evaluated again: model id {old.model_id} -> {info.model_id}")
+    return metrics
 
 
 class _EpochLog:
@@ -148,9 +187,22 @@ class _EpochLog:
         return EpochLog()
 
 
+def _write_metrics(run_dir: Path, metrics: dict, n_train: int) -> None:
+    """metrics.json and a confusion matrix per framing."""
+    from mer_ray.report.plots import save_confusion_png
+
+    for name in FRAMINGS:
+        save_confusion_png(metrics[name]["confusion_matrix"], EMOTIONS,
+                           str(run_dir / f"confusion_{name}.png"),
+                           title=f"FER2013 validation, {name.replace('_', ' ')}")
+    (run_dir / "metrics.json").write_text(json.dumps(
+        {"data": "FER2013 validation (PublicTest), 3,589 images, never used for a choice",
+         "train_images": n_train, **metrics}, indent=2) + "\n")
+
+
 def _write_run_files(run_dir: Path, recipe: FerRecipe, history: dict, metrics: dict,
                      n_train: int) -> None:
-    from mer_ray.report.plots import save_confusion_png, save_curves_png
+    from mer_ray.report.plots import save_curves_png
     from mer_ray.train.rundir import write_history_csv, write_labels
 
     rows = [{"epoch": e, "train_loss": history["loss"][e], "train_acc": history["accuracy"][e],
@@ -159,12 +211,7 @@ def _write_run_files(run_dir: Path, recipe: FerRecipe, history: dict, metrics: d
     write_history_csv(rows, run_dir / "history.csv")
     save_curves_png(rows, str(run_dir / "curves.png"),
                     title=f"compact CNN on FER2013 (last epoch {len(rows)} shipped)")
-    for name, m in metrics.items():
-        save_confusion_png(m["confusion_matrix"], EMOTIONS, str(run_dir / f"confusion_{name}.png"),
-                           title=f"FER2013 validation, {name.replace('_', ' ')}")
     write_labels(run_dir)
-    (run_dir / "metrics.json").write_text(json.dumps(
-        {"data": "FER2013 validation (PublicTest), 3,589 images, never used for a choice",
-         "train_images": n_train, **metrics}, indent=2) + "\n")
+    _write_metrics(run_dir, metrics, n_train)
     (run_dir / "config.json").write_text(json.dumps(
         {"recipe": "mer_ray.recipes.visual_fer", **asdict(recipe)}, indent=2) + "\n")
