@@ -191,8 +191,7 @@ def baseline_video(path: Path, detector, visual_model, audio_model) -> dict:
 
     t0 = time.perf_counter()
     faces = thesis_style_faces(path, detector)
-    visual = visual_model.predict(np.stack(faces).astype(np.float32), verbose=0).mean(axis=0) \
-        if faces else None
+    visual = visual_model(np.stack(faces).astype(np.float32)).mean(axis=0) if faces else None
     t1 = time.perf_counter()
     y, sr = thesis_style_audio(str(path))
     audio = audio_model(y, sr)
@@ -202,6 +201,20 @@ def baseline_video(path: Path, detector, visual_model, audio_model) -> dict:
     t3 = time.perf_counter()
     return {"visual": t1 - t0, "audio": t2 - t1, "fusion": t3 - t2, "probs": fused, "label": label,
             "faces": len(faces)}
+
+
+def load_visual_model(visual_dir: str):
+    """``faces -> probabilities`` of the visual bundle in Keras, as the thesis ran its model; a
+    bundle that averages each face with its mirror image (bundle.json: mirror) does so here too,
+    so the loop and the job apply the same model."""
+    import keras
+
+    from mer_ray.models.bundle import mirror_average
+
+    info = json.loads(Path(visual_dir, "bundle.json").read_text())
+    model = keras.saving.load_model(f"{visual_dir}/{info['model_file']}", compile=False)
+    predict = lambda x: model.predict(x, verbose=0)                      # noqa: E731
+    return (lambda x: mirror_average(predict, x)) if info.get("mirror") else predict
 
 
 def load_audio_model(audio_dir: str):
@@ -225,15 +238,13 @@ def load_audio_model(audio_dir: str):
 
 def run_baseline(paths: list[Path], visual_dir: str, audio_dir: str) -> dict:
     """The sequential loop over ``paths``; models load once before the timed part."""
-    import keras
-
     import mer_ray.models.visual  # noqa: F401  (registers the preprocessing layer)
     from mer_ray.media.faces import FaceDetector
 
     load = os.getloadavg()[0]
     with MemorySampler() as mem:
         t_load = time.perf_counter()
-        visual = keras.saving.load_model(f"{visual_dir}/model.keras", compile=False)
+        visual = load_visual_model(visual_dir)
         audio = load_audio_model(audio_dir)
         detector = FaceDetector(detect_width=None)
         audio(np.zeros(22050, np.float32), 22050)                # librosa warm-up
