@@ -305,7 +305,8 @@ def measure_models(crops: list) -> dict:
     os.environ["TF_NUM_INTRAOP_THREADS"] = os.environ["TF_NUM_INTEROP_THREADS"] = "1"  # if Keras
     faces = np.stack([crops[i % len(crops)] for i in range(256)])
     visual = VisualPredictor(bundled_dir("visual"))
-    out = {"visual_predict_batch": visual.predict_batch, "visual_engine": visual.engine}
+    out = {"visual_predict_batch": visual.predict_batch, "visual_engine": visual.engine,
+           "visual_mirror": visual.info.mirror}
     for batch in (64, 256):
         visual.predict(faces[:batch])                       # trace
         calls = max(2, 1024 // batch)
@@ -456,6 +457,8 @@ def report(measured: dict, multinode: dict | None, gpu_images_s: float | None) -
              *_rates_table(measured), "",
              f"Visual model (bundled compact CNN), one thread: **{m['images_cpu_s_256']:.0f} "
              f"images per CPU-s at 256 faces per call**, {m['images_cpu_s_64']:.0f} at 64 ("
+             + ("each face and its mirror image, two passes of the model, as score runs it; "
+                if m.get("visual_mirror") else "")
              + ("in OpenCV, 64 faces at a time, unpadded). "
                 if m.get("visual_engine") == "opencv" else
                 f"in Keras: its batch is {m['visual_predict_batch']}; a call with fewer faces is "
